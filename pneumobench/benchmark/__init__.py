@@ -1,0 +1,1 @@
+"""The benchmark protocol: training, search, tracking, final evaluation and leaderboard."""

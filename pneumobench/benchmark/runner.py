@@ -1,0 +1,458 @@
+"""``pneumobench run``: every configured model through search, then one test evaluation each.
+
+Re-running the same command resumes: studies keep their finished trials, a model's parent run is
+found again by its tags, and a model whose final evaluation is logged is not evaluated again.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from rich.console import Console
+
+from pneumobench import __version__
+from pneumobench.benchmark import tracking as T
+from pneumobench.benchmark.device import resolve_device
+from pneumobench.benchmark.evaluation import evaluate_test, figures
+from pneumobench.benchmark.recovery import (
+    RUN_ATTR,
+    WORKER_ATTR,
+    close_orphan_runs,
+    fail_dead_local_trials,
+    this_worker,
+)
+from pneumobench.benchmark.search import COUNTED, best_value, counted_trials, open_study, suggest
+from pneumobench.benchmark.search import study_name as make_study_name
+from pneumobench.benchmark.training import DivergedError, fit, is_better, seed_everything
+from pneumobench.config import ExperimentConfig, ModelEntry
+from pneumobench.data import PreparedData, prepare_data
+from pneumobench.errors import ModelError, TrackingError
+from pneumobench.registry import check_model_name, create_model
+
+CHECKPOINT_ROOT = Path(".pneumobench/checkpoints")
+
+
+@dataclass
+class ModelOutcome:
+    label: str
+    status: str  # evaluated | skipped | failed
+    run_id: str | None = None
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+
+
+def run_experiment(
+    config: ExperimentConfig, *, force: bool = False, console: Console | None = None
+) -> list[ModelOutcome]:
+    console = console or Console()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    device = resolve_device(config.device)
+    for entry in config.models:  # fail on a misspelt model before any minute of training
+        check_model_name(entry.name)
+    T.configure_tracking(config.tracking.uri)
+    experiment_id = T.ensure_experiment(
+        config.name, config.tracking.uri, config.tracking.artifact_location
+    )
+    import mlflow
+
+    mlflow.set_experiment(experiment_id=experiment_id)
+    started = time.perf_counter()
+    data = prepare_data(config)
+    summary = data.summary()
+    console.print(
+        f"[bold]{config.name}[/]: {data.source} data from {data.root}, {config.data.image_size} px, "
+        f"train {summary['n_train']} / val {summary['n_val']} / test {summary['n_test']} images "
+        f"(digest {data.digest}, seed {config.seed}) on {device} "
+        f"[dim]({time.perf_counter() - started:.1f}s to load)[/]"
+    )
+    for note in data.notes:
+        console.print(f"  [dim]{note}[/]")
+    outcomes = []
+    for entry in config.models:
+        bench = ModelBenchmark(config, entry, data, experiment_id, device, console)
+        outcomes.append(bench.run(force=force))
+    return outcomes
+
+
+class ModelBenchmark:
+    """Search and final evaluation of one model, logged under one MLflow parent run."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        entry: ModelEntry,
+        data: PreparedData,
+        experiment_id: str,
+        device: torch.device,
+        console: Console,
+    ) -> None:
+        self.config, self.entry, self.data = config, entry, data
+        self.experiment_id, self.device, self.console = experiment_id, device, console
+        self.label = entry.key
+        self.protocol = config.protocol_for(entry)
+        self.space = config.space_for(entry)
+        self.n_trials = config.n_trials_for(entry)
+        self.study_name = make_study_name(config.name, self.label)
+        self.objective_name = config.search.objective
+        self.direction = config.search.direction
+        self.checkpoints = CHECKPOINT_ROOT / _safe(config.name) / _safe(self.label)
+        self._initial_state: dict[str, torch.Tensor] | None = None
+        self._meta: dict[str, Any] = {}
+
+    # --- model construction --------------------------------------------------------------
+    def build(self, dropout: float) -> torch.nn.Module:
+        """Same seed, same initial weights for every trial; pretrained weights fetched once."""
+        num_classes = len(self.data.class_names)
+        size = self.config.data.image_size
+        if self._initial_state is None:
+            seed_everything(self.config.seed)
+            model = create_model(
+                self.entry.name,
+                num_classes,
+                pretrained=self.entry.pretrained,
+                dropout=dropout,
+                image_size=size,
+            )
+            self._initial_state = {k: v.clone() for k, v in model.state_dict().items()}
+            self._meta = {
+                "family": model.family,
+                "num_params": model.num_params,
+                "pretrained_source": model.pretrained_source,
+            }
+            return model
+        model = create_model(
+            self.entry.name, num_classes, pretrained=False, dropout=dropout, image_size=size
+        )
+        model.load_state_dict(self._initial_state)
+        model.pretrained_source = self._meta["pretrained_source"]
+        return model
+
+    # --- the whole model ------------------------------------------------------------------
+    def run(self, force: bool = False) -> ModelOutcome:
+        import mlflow
+
+        parent = T.find_parent_run(self.experiment_id, self.label, self.study_name)
+        self.build(self.protocol.dropout)  # validates weights and records the model's metadata
+        if parent is not None and parent.data.tags.get(T.FINAL) == "done" and not force:
+            study = open_study(self.config, self.label, self.protocol.max_epochs)
+            done = counted_trials(study)
+            if done >= self.n_trials:
+                self.console.print(
+                    f"[bold]{self.label}[/]: already searched ({done} trials) and evaluated on test "
+                    f"in run {parent.info.run_id}; skipping (--force evaluates again)"
+                )
+                return ModelOutcome(self.label, "skipped", parent.info.run_id)
+
+        run_id = parent.info.run_id if parent is not None else None
+        active = mlflow.start_run(
+            run_id=run_id,
+            experiment_id=self.experiment_id,
+            run_name=None if run_id else self.label,
+        )
+        try:
+            if parent is None:
+                self._describe_parent()
+            outcome = self._search_and_evaluate(active.info.run_id)
+        except KeyboardInterrupt:
+            mlflow.end_run("KILLED")
+            raise
+        except BaseException:
+            mlflow.end_run("FAILED")
+            raise
+        mlflow.end_run("FINISHED")
+        return outcome
+
+    def _describe_parent(self) -> None:
+        import mlflow
+
+        cfg, data = self.config, self.data
+        mlflow.set_tags(
+            {
+                T.ROLE: "model",
+                T.LABEL: self.label,
+                T.STUDY: self.study_name,
+                "model": self.entry.name,
+                "family": self._meta["family"],
+                "num_params": str(self._meta["num_params"]),
+                "pretrained_source": self._meta["pretrained_source"],
+                "task": cfg.task,
+                "image_size": str(cfg.data.image_size),
+                "data_source": cfg.data.source,
+                "dataset_digest": data.digest,
+                "seed": str(cfg.seed),
+                "device": str(self.device),
+                "git_commit": T.git_commit(),
+                "pneumobench_version": __version__,
+            }
+        )
+        params = {f"protocol.{k}": v for k, v in self.protocol.model_dump().items()}
+        params.update(
+            {
+                "search.n_trials": self.n_trials,
+                "search.objective": self.objective_name,
+                "search.sampler": cfg.search.sampler,
+                "search.pruner": cfg.search.pruner,
+                "data.image_size": cfg.data.image_size,
+                "data.val_fraction": cfg.data.val_fraction,
+                "data.limit_per_class": cfg.data.limit_per_class,
+                "seed": cfg.seed,
+                "search.space": "; ".join(f"{k}={v.model_dump()}" for k, v in self.space.items()),
+            }
+        )
+        mlflow.log_params(params)
+        mlflow.log_params({f"data.{k}": v for k, v in data.summary().items()})
+        mlflow.log_text(data.split_csv(), "data/split.csv")
+
+    def _search_and_evaluate(self, parent_id: str) -> ModelOutcome:
+        import mlflow
+
+        study = open_study(self.config, self.label, self.protocol.max_epochs)
+        reaped = fail_dead_local_trials(study)
+        if reaped:
+            self.console.print(
+                f"[yellow]{self.label}[/]: trial(s) {', '.join(map(str, reaped))} were cut off by a "
+                "crash or kill: marked failed, their slots run again"
+            )
+        close_orphan_runs(study)
+        done = counted_trials(study)
+        remaining = self.n_trials - done
+        if remaining > 0:
+            self.console.print(
+                f"[bold]{self.label}[/] ({self._meta['num_params'] / 1e6:.2f} M params, "
+                f"{self._meta['pretrained_source']}): {remaining} trial(s) to run"
+                + (f", {done} kept from before" if done else "")
+            )
+            study.optimize(
+                self._objective,
+                n_trials=remaining,
+                timeout=self.config.search.timeout,
+                callbacks=[
+                    optuna.study.MaxTrialsCallback(self.n_trials, states=COUNTED),
+                    self._after_trial,
+                ],
+                catch=(DivergedError, torch.OutOfMemoryError, ModelError),
+                gc_after_trial=True,
+            )
+        if best_value(study) is None:
+            message = "no trial completed: see the trial runs' pneumobench.fail_reason tags"
+            mlflow.set_tags({T.FINAL: "failed", "pneumobench.fail_reason": message})
+            self.console.print(f"[bold red]{self.label}[/]: {message}")
+            return ModelOutcome(self.label, "failed", parent_id, message=message)
+        return self._final_evaluation(study)
+
+    # --- one trial --------------------------------------------------------------------------
+    def _objective(self, trial: optuna.Trial) -> float:
+        import mlflow
+
+        params = suggest(trial, self.space)
+        protocol = self.protocol.model_copy(update=params)
+        model = self.build(protocol.dropout)
+        run = mlflow.start_run(
+            experiment_id=self.experiment_id,
+            run_name=f"{self.label}/trial-{trial.number:03d}",
+            nested=True,
+            tags={
+                T.ROLE: "trial",
+                T.LABEL: self.label,
+                T.STUDY: self.study_name,
+                T.TRIAL_NUMBER: str(trial.number),
+                T.TRIAL_STATE: "RUNNING",
+            },
+        )
+        trial.set_user_attr(RUN_ATTR, run.info.run_id)
+        trial.set_user_attr(WORKER_ATTR, this_worker())
+        mlflow.log_params(protocol.model_dump())
+        best: dict[str, float] = {}
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)}, step=epoch)
+            score = metrics[self.objective_name]
+            if not best or is_better(score, best[self.objective_name], self.direction):
+                best.clear()
+                best.update(metrics, best_epoch=epoch)
+            self.console.print(
+                f"  [dim]{self.label} trial {trial.number} epoch {epoch}: "
+                f"train_loss {metrics['train_loss']:.4f}, {self.objective_name} {score:.4f}, "
+                f"{metrics['images_per_second']:.0f} img/s[/]"
+            )
+            trial.report(score, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+
+        status, state = "FAILED", "FAIL"
+        try:
+            result = fit(
+                model,
+                self.data,
+                protocol,
+                augment=self.config.data.augment,
+                objective=self.objective_name,
+                direction=self.direction,
+                device=self.device,
+                seed=self.config.seed,
+                on_epoch=on_epoch,
+            )
+            if is_better(result.best_score, best_value(trial.study), self.direction):
+                self._save_checkpoint(trial.number, result.state_dict, params, result.best_score)
+            status, state = "FINISHED", "COMPLETE"
+            return result.best_score
+        except optuna.TrialPruned:
+            status, state = "FINISHED", "PRUNED"
+            raise
+        except KeyboardInterrupt:
+            status, state = "KILLED", "INTERRUPTED"
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, torch.OutOfMemoryError):
+                reason = (
+                    f"out of memory with batch_size {protocol.batch_size}: try a smaller "
+                    "protocol.batch_size (or search it)"
+                )
+            trial.set_user_attr("fail_reason", reason[:2000])
+            mlflow.set_tag("pneumobench.fail_reason", reason[:5000])
+            raise
+        finally:
+            if best:
+                mlflow.log_metrics(
+                    {
+                        f"best_{k}": v
+                        for k, v in best.items()
+                        if k.startswith("val_") and math.isfinite(v)
+                    }
+                )
+                mlflow.log_metric("best_epoch", best["best_epoch"])
+            mlflow.set_tag(T.TRIAL_STATE, state)
+            mlflow.end_run(status)
+
+    def _after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Report the trial, and keep only the best trial's checkpoint on disk."""
+        value = "-" if trial.value is None else f"{trial.value:.4f}"
+        best = best_value(study)
+        seconds = trial.duration.total_seconds() if trial.duration else float("nan")
+        self.console.print(
+            f"  {self.label} trial {trial.number} {trial.state.name.lower()}: "
+            f"{self.objective_name} {value} (best {'-' if best is None else f'{best:.4f}'}) "
+            f"in {seconds:.0f}s"
+        )
+        if trial.state == optuna.trial.TrialState.FAIL:
+            self.console.print(f"    [red]{trial.user_attrs.get('fail_reason', 'failed')}[/]")
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        if best is None:
+            return
+        keep = f"trial-{study.best_trial.number:04d}.pt"
+        for path in self.checkpoints.glob("trial-*.pt"):
+            if path.name != keep:
+                path.unlink(missing_ok=True)
+
+    def _save_checkpoint(self, number: int, state: dict, params: dict, score: float) -> None:
+        """Temp file + rename: a crash mid-write never leaves a half checkpoint behind."""
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        target = self.checkpoints / f"trial-{number:04d}.pt"
+        fd, tmp = tempfile.mkstemp(dir=self.checkpoints, suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(
+                {"state_dict": state, "params": params, "trial": number, "score": score}, tmp
+            )
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    # --- the one look at the test set -----------------------------------------------------
+    def _final_evaluation(self, study: optuna.Study) -> ModelOutcome:
+        import mlflow
+
+        best = study.best_trial
+        path = self.checkpoints / f"trial-{best.number:04d}.pt"
+        if not path.is_file():
+            raise TrackingError(
+                f"{self.label}: the checkpoint of the best trial ({best.number}) is not at {path}. "
+                "It is written by the process that ran the trial; run the final evaluation there, "
+                f"or delete the study '{self.study_name}' to search again."
+            )
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        protocol = self.protocol.model_copy(update=best.params)
+        model = self.build(protocol.dropout)
+        model.load_state_dict(payload["state_dict"])
+        model.to(self.device)
+        result = evaluate_test(model, self.data, self.device, protocol.eval_batch_size)
+
+        best_params = {f"best_{k}": v for k, v in best.params.items()}
+        if best_params:
+            try:
+                mlflow.log_params(best_params)
+            except Exception:  # re-evaluated with a new best: params are immutable, tags are not
+                mlflow.set_tags(best_params)
+        mlflow.log_metrics(
+            {
+                f"best_{self.objective_name}": best.value,
+                "best_trial": best.number,
+                **{f"test_{k}": v for k, v in result.metrics.items() if math.isfinite(v)},
+            }
+        )
+        mlflow.log_text(
+            result.predictions_csv(self.data.test.keys, self.data.class_names),
+            "predictions/test_predictions.csv",
+        )
+        for name, fig in figures(result, self.data.class_names, self.label).items():
+            mlflow.log_figure(fig, name)
+        self._log_model(model)
+        mlflow.set_tags(
+            {
+                T.FINAL: "done",
+                "pneumobench.final_trials": str(counted_trials(study)),
+                "best_trial": str(best.number),
+            }
+        )
+        m = result.metrics
+        self.console.print(
+            f"[bold green]{self.label}[/] best trial {best.number} "
+            f"({self.objective_name} {best.value:.4f}) on test: recall {m['recall']:.3f}, "
+            f"f1 {m['f1']:.3f}, accuracy {m['accuracy']:.3f}, roc_auc {m['roc_auc']:.3f}"
+        )
+        run = mlflow.active_run()
+        return ModelOutcome(
+            self.label, "evaluated", run.info.run_id if run else None, result.metrics
+        )
+
+    def _log_model(self, model: torch.nn.Module) -> None:
+        import mlflow
+        import numpy as np
+        import timm
+        import torchvision
+        from mlflow.models import infer_signature
+
+        import pneumobench
+
+        model = model.cpu().eval()
+        size = self.config.data.image_size
+        example = np.zeros((1, 1, size, size), dtype=np.float32)
+        with torch.inference_mode():
+            out = torch.softmax(model(torch.from_numpy(example)), 1).numpy()
+        mlflow.pytorch.log_model(
+            model,
+            name="model",
+            signature=infer_signature(example, out),
+            serialization_format="pickle",  # works for every backbone; pt2 export does not
+            code_paths=[str(Path(pneumobench.__file__).parent)],
+            pip_requirements=[
+                f"torch=={torch.__version__.split('+')[0]}",
+                f"torchvision=={torchvision.__version__.split('+')[0]}",
+                f"timm=={timm.__version__}",
+            ],
+        )
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)

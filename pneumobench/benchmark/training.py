@@ -1,0 +1,197 @@
+"""The one transfer-learning protocol every candidate goes through.
+
+New head; pretrained backbone frozen for ``freeze_epochs`` (its BatchNorm statistics too), then
+everything trained with the backbone at ``lr * backbone_lr_mult``; class-weighted cross-entropy;
+cosine schedule; early stopping on the validation objective with the best weights restored.
+Models trained from scratch have nothing to protect: they train all layers at ``lr`` from epoch 1.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.utils.class_weight import compute_class_weight
+from torch import nn
+
+from pneumobench.benchmark.device import autocast, autocast_dtype, configure_backends
+from pneumobench.benchmark.metrics import validation_metrics
+from pneumobench.config import AugmentConfig, ProtocolConfig
+from pneumobench.data import PreparedData
+from pneumobench.data.batches import BatchFeeder
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite: these hyperparameters do not train."""
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    best_metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    state_dict: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    stopped_early: bool = False
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def is_better(score: float, best: float | None, direction: str) -> bool:
+    if math.isnan(score):
+        return False
+    if best is None or math.isnan(best):
+        return True
+    return score < best if direction == "minimize" else score > best
+
+
+def fit(
+    model: nn.Module,
+    data: PreparedData,
+    protocol: ProtocolConfig,
+    *,
+    augment: AugmentConfig,
+    objective: str,
+    direction: str,
+    device: torch.device,
+    seed: int,
+    on_epoch: EpochCallback | None = None,
+) -> FitResult:
+    seed_everything(seed)
+    configure_backends(device)
+    generator = torch.Generator().manual_seed(seed)
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    train = BatchFeeder(data.train.images, data.train.labels, device, augment)
+    val = BatchFeeder(data.val.images, data.val.labels, device)
+
+    weight = None
+    if protocol.class_weights == "balanced":
+        classes = np.arange(len(data.class_names))
+        present = np.unique(data.train.labels)
+        w = np.ones(len(classes))
+        w[present] = compute_class_weight("balanced", classes=present, y=data.train.labels)
+        weight = torch.tensor(w, dtype=torch.float32, device=device)
+    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=protocol.label_smoothing)
+
+    pretrained = bool(getattr(model, "is_pretrained", False))
+    freeze_epochs = protocol.freeze_epochs if pretrained else 0
+    optimizer = _optimizer(model, protocol, pretrained)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=protocol.max_epochs, eta_min=protocol.lr * 0.01
+        )
+        if protocol.scheduler == "cosine"
+        else None
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype(device) == torch.float16)
+
+    best: FitResult | None = None
+    history: list[dict[str, float]] = []
+    stale = 0
+    for epoch in range(1, protocol.max_epochs + 1):
+        frozen = epoch <= freeze_epochs
+        _set_backbone_trainable(model, not frozen)
+        started = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        for x, y in train.batches(protocol.batch_size, shuffle=True, generator=generator):
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(device):
+                loss = criterion(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += loss.detach() * len(y)
+        train_loss = float(loss_sum) / len(train)  # one device sync per epoch
+        seconds = time.perf_counter() - started
+        if not math.isfinite(train_loss):
+            raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
+        lr = optimizer.param_groups[0]["lr"]
+        if scheduler is not None:
+            scheduler.step()
+
+        probs, val_loss = predict(model, val, protocol.eval_batch_size, device)
+        metrics = validation_metrics(data.val.labels, probs, data.class_names, val_loss)
+        metrics.update(
+            train_loss=train_loss,
+            lr=lr,
+            epoch_seconds=seconds,
+            images_per_second=len(train) / seconds if seconds > 0 else math.nan,
+            backbone_frozen=float(frozen),
+        )
+        history.append({"epoch": epoch, **metrics})
+        score = metrics[objective]
+        if best is None or is_better(score, best.best_score, direction):
+            state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            best = FitResult(epoch, score, dict(metrics), state_dict=state)
+            stale = 0
+        else:
+            stale += 1
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)  # may raise optuna.TrialPruned
+        if stale >= protocol.patience:
+            best.stopped_early = True
+            break
+
+    assert best is not None
+    best.history = history
+    model.load_state_dict(best.state_dict)
+    return best
+
+
+@torch.inference_mode()
+def predict(
+    model: nn.Module, feeder: BatchFeeder, batch_size: int, device: torch.device
+) -> tuple[np.ndarray, float]:
+    """Class probabilities for a whole split (large batches, inference mode) and the mean loss."""
+    model.eval()
+    chunks, loss_sum = [], torch.zeros((), device=device)
+    for x, y in feeder.batches(batch_size):
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device):
+            logits = model(x).float()
+        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
+        chunks.append(torch.softmax(logits, 1))
+    model.train()
+    probs = torch.cat(chunks).cpu().numpy().astype(np.float64)
+    return probs, float(loss_sum) / max(len(feeder), 1)
+
+
+def _optimizer(
+    model: nn.Module, protocol: ProtocolConfig, pretrained: bool
+) -> torch.optim.Optimizer:
+    head = list(model.head_parameters())
+    backbone = list(model.backbone_parameters())
+    backbone_lr = protocol.lr * (protocol.backbone_lr_mult if pretrained else 1.0)
+    groups = [
+        {"params": head, "lr": protocol.lr},
+        {"params": backbone, "lr": backbone_lr},
+    ]
+    if protocol.optimizer == "sgd":
+        return torch.optim.SGD(
+            groups, momentum=protocol.momentum, weight_decay=protocol.weight_decay, nesterov=True
+        )
+    return torch.optim.AdamW(groups, weight_decay=protocol.weight_decay)
+
+
+def _set_backbone_trainable(model: nn.Module, trainable: bool) -> None:
+    for p in model.backbone_parameters():
+        p.requires_grad_(trainable)
+    model.train()
+    if not trainable:
+        model.backbone.eval()  # frozen means frozen: BatchNorm statistics stay ImageNet's

@@ -1,0 +1,216 @@
+"""``pneumobench run | leaderboard | models``. User errors exit with code 2 and no traceback."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from pneumobench.benchmark.tracking import absolute_sqlite
+from pneumobench.errors import ConfigError, PneumobenchError
+
+DEFAULT_CONFIG = "experiments.yaml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pneumobench",
+        description="Benchmark pneumonia classifiers on chest X-rays: registry -> one protocol -> "
+        "Optuna -> MLflow -> leaderboard.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="search and evaluate every model of a config")
+    run.add_argument("config", type=Path, help="experiment YAML, e.g. experiments.yaml")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set protocol.max_epochs=3 (repeatable)",
+    )
+    run.add_argument("--models", help="comma-separated labels or names to run (default: all)")
+    run.add_argument("--tracking-uri", help="MLflow tracking URI (overrides tracking.uri)")
+    run.add_argument("--storage", help="Optuna storage URL (overrides search.storage)")
+    run.add_argument("--device", help="auto | cpu | cuda | cuda:N (overrides device)")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="evaluate on test again even if a final evaluation is logged",
+    )
+
+    board = sub.add_parser("leaderboard", help="rank the evaluated models of an experiment")
+    board.add_argument("--experiment", help="MLflow experiment (default: name in experiments.yaml)")
+    board.add_argument(
+        "--metric",
+        default="recall",
+        help="recall, f1, precision, specificity, "
+        "accuracy, roc_auc or pr_auc (with or without test_)",
+    )
+    board.add_argument("--format", default="table", choices=["table", "json", "csv", "markdown"])
+    board.add_argument("--tracking-uri", help="MLflow tracking URI (default: the config's)")
+    board.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"read experiment name and tracking URI from it (default: {DEFAULT_CONFIG})",
+    )
+
+    models = sub.add_parser("models", help="list the registry")
+    models.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'resnet*'")
+    models.add_argument("--params", action="store_true", help="build each to count parameters")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # runs must work with no network
+    _quiet_libraries()
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    err = Console(stderr=True, highlight=False)
+    try:
+        if args.command == "run":
+            _sigterm_as_interrupt()
+            return _run(args, console)
+        if args.command == "leaderboard":
+            return _leaderboard(args, console)
+        return _models(args, console)
+    except PneumobenchError as exc:
+        if args.debug:
+            raise
+        err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        again = " ".join(["pneumobench", *(argv if argv is not None else sys.argv[1:])])
+        err.print(
+            "\n[bold yellow]interrupted.[/] Finished trials and runs are kept, the interrupted "
+            f"trial is marked failed. Resume with the same command:\n  {again}"
+        )
+        return 130
+
+
+def _sigterm_as_interrupt() -> None:
+    """A pre-empted job (SIGTERM) stops like Ctrl-C: runs closed as KILLED, trials kept."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _quiet_libraries() -> None:
+    """Library chatter that says nothing to a pneumobench user (pickle format, pip version)."""
+    import logging
+    import warnings
+
+    for name in ("mlflow.pytorch", "mlflow.utils.environment", "mlflow.models.model"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*experimental.*", module="optuna")
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from pneumobench.config import load_config
+
+    overrides = list(args.overrides)
+    if args.tracking_uri:
+        overrides.append(f"tracking.uri={args.tracking_uri}")
+    if args.storage:
+        overrides.append(f"search.storage={args.storage}")
+    if args.device:
+        overrides.append(f"device={args.device}")
+    config = load_config(args.config, overrides)
+    config.tracking.uri = absolute_sqlite(config.tracking.uri)
+    config.search.storage = absolute_sqlite(config.search.storage)
+    if args.models:
+        wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+        known = {m.key for m in config.models} | {m.name for m in config.models}
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise ConfigError(
+                f"--models: {', '.join(unknown)} not in {args.config}; "
+                f"configured: {', '.join(m.key for m in config.models)}"
+            )
+        config.models = [m for m in config.models if m.key in wanted or m.name in wanted]
+
+    from pneumobench.benchmark.leaderboard import load_leaderboard, rich_table
+    from pneumobench.benchmark.runner import run_experiment
+
+    outcomes = run_experiment(config, force=args.force, console=console)
+    rows = load_leaderboard(config.name, "recall", config.tracking.uri)
+    console.print(rich_table(rows, "recall", f"{config.name} leaderboard"))
+    console.print(
+        f"Next: [bold]mlflow ui --backend-store-uri {config.tracking.uri}[/] to compare runs, "
+        "[bold]pneumobench leaderboard --metric f1[/] to rank by another metric."
+    )
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def _leaderboard(args: argparse.Namespace, console: Console) -> int:
+    from pneumobench.benchmark.leaderboard import (
+        load_leaderboard,
+        normalize_metric,
+        render,
+        rich_table,
+    )
+
+    normalize_metric(args.metric)  # a bad metric fails before anything is opened
+    name, uri = args.experiment, args.tracking_uri
+    config_path = args.config or (Path(DEFAULT_CONFIG) if Path(DEFAULT_CONFIG).is_file() else None)
+    if config_path is not None and (name is None or uri is None):
+        from pneumobench.config import load_config
+
+        config = load_config(config_path)
+        name = name or config.name
+        uri = uri or config.tracking.uri
+    if name is None:
+        raise ConfigError(
+            f"no --experiment given and no {DEFAULT_CONFIG} here to read its name from"
+        )
+    rows = load_leaderboard(name, args.metric, absolute_sqlite(uri or "sqlite:///mlflow.db"))
+    if args.format == "table":
+        console.print(rich_table(rows, args.metric, f"{name} leaderboard"))
+    else:
+        print(render(rows, args.format, args.metric))
+    return 0
+
+
+def _models(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    from pneumobench.registry import create_model, get_architecture, list_models
+
+    names = list_models(args.pattern)
+    table = Table(
+        title="pneumobench registry",
+        caption="plus any timm model as timm:<name> and any torchvision model as tv:<name>",
+    )
+    for column in ("name", "family", "source", "pretrained by default", "description"):
+        table.add_column(column)
+    if args.params:
+        table.add_column("params (M)", justify="right")
+    for name in names:
+        arch = get_architecture(name)
+        cells = [
+            name,
+            arch.family,
+            arch.source,
+            "yes" if arch.default_pretrained else "no",
+            arch.description,
+        ]
+        if args.params:
+            model = create_model(name, 2, pretrained=False, image_size=224)
+            cells.append(f"{model.num_params / 1e6:.2f}")
+        table.add_row(*cells)
+    console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,455 @@
+"""The experiment configuration: one validated schema, friendly errors, command-line overrides.
+
+Every key a user can write is declared here, so an unknown or misspelt key is an error that names
+the key, where it is, and the closest valid key instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import types
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from pneumobench.errors import ConfigError
+
+DATA_ROOT_ENV = "PNEUMOBENCH_DATA_ROOT"
+
+VAL_METRICS = (
+    "val_f1",
+    "val_recall",
+    "val_precision",
+    "val_accuracy",
+    "val_auc",
+    "val_specificity",
+    "val_loss",
+)
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AugmentConfig(StrictModel):
+    """Random affine jitter applied to whole batches as tensors (never per image through PIL)."""
+
+    enabled: bool = True
+    rotation: float = Field(10.0, ge=0, le=180, description="max rotation, degrees")
+    translate: float = Field(0.05, ge=0, le=0.5, description="max shift, fraction of the side")
+    scale: tuple[float, float] = (0.9, 1.1)
+    hflip: bool = Field(
+        False, description="off by default: a chest X-ray is not left-right symmetric (heart)"
+    )
+
+    @model_validator(mode="after")
+    def _scale_order(self) -> AugmentConfig:
+        low, high = self.scale
+        if not 0 < low <= high:
+            raise ValueError(
+                f"scale must be [low, high] with 0 < low <= high, got {list(self.scale)}"
+            )
+        return self
+
+
+class DataConfig(StrictModel):
+    source: Literal["folder", "medmnist"] = "folder"
+    path: Path
+    image_size: int = Field(64, ge=16, le=1024)
+    val_fraction: float = Field(0.1, gt=0, lt=0.5)
+    merge_official_val: bool = Field(
+        True, description="fold the official 16-image val folder into train before carving"
+    )
+    limit_per_class: int | None = Field(
+        None,
+        ge=2,
+        description="keep at most this many images per (split, class), chosen with the seed: "
+        "for smoke runs; recorded with every result",
+    )
+    augment: AugmentConfig = AugmentConfig()
+    cache_dir: Path = Field(Path(".pneumobench/cache"), description="decoded-image cache")
+
+
+class ProtocolConfig(StrictModel):
+    """The one transfer-learning protocol every model goes through. Searchable fields are marked."""
+
+    max_epochs: int = Field(10, ge=1)
+    freeze_epochs: int = Field(1, ge=0, description="epochs with a frozen pretrained backbone")
+    patience: int = Field(3, ge=1, description="early stopping on the search objective")
+    class_weights: Literal["balanced", "none"] = "balanced"
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    backbone_lr_mult: float = Field(0.1, gt=0, le=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    batch_size: int = Field(64, ge=1)
+    scheduler: Literal["cosine", "none"] = "cosine"
+    eval_batch_size: int = Field(512, ge=1)
+
+
+# What Optuna may tune: every protocol field except the budgets that define the protocol itself.
+SEARCHABLE = tuple(
+    name
+    for name in ProtocolConfig.model_fields
+    if name not in {"max_epochs", "patience", "eval_batch_size"}
+)
+
+ProtocolOverrides = create_model(  # same keys as ProtocolConfig, all optional
+    "ProtocolOverrides",
+    __config__=ConfigDict(extra="forbid"),
+    **{
+        name: (field.annotation | None, None) for name, field in ProtocolConfig.model_fields.items()
+    },
+)
+
+
+class FloatParam(StrictModel):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatParam:
+        _check_range(self.low, self.high, self.log, self.step)
+        return self
+
+
+class IntParam(StrictModel):
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+    @model_validator(mode="after")
+    def _check(self) -> IntParam:
+        _check_range(self.low, self.high, self.log, self.step)
+        return self
+
+
+class CategoricalParam(StrictModel):
+    type: Literal["categorical"]
+    choices: list[Any] = Field(min_length=1)
+
+
+def _check_range(low: float, high: float, log: bool, step: float | None) -> None:
+    if low >= high:
+        raise ValueError(f"low ({low}) must be smaller than high ({high})")
+    if log and low <= 0:
+        raise ValueError(f"a log scale needs low > 0, got low={low}")
+    if log and step not in (None, 1):
+        raise ValueError("Optuna cannot combine log=true with a step")
+
+
+Param = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]  # noqa: UP007
+
+
+def _default_space() -> dict[str, Any]:
+    return {
+        "lr": FloatParam(type="float", low=1e-4, high=3e-3, log=True),
+        "weight_decay": FloatParam(type="float", low=1e-6, high=1e-2, log=True),
+        "dropout": FloatParam(type="float", low=0.0, high=0.5),
+    }
+
+
+def _check_space_keys(space: dict[str, Any]) -> dict[str, Any]:
+    for key in space:
+        if key not in SEARCHABLE:
+            hint = _did_you_mean(key, SEARCHABLE)
+            raise ValueError(
+                f"'{key}' is not a searchable hyperparameter{hint}. "
+                f"Searchable: {', '.join(SEARCHABLE)}"
+            )
+    return space
+
+
+class SearchConfig(StrictModel):
+    n_trials: int = Field(10, ge=1)
+    timeout: float | None = Field(None, gt=0, description="seconds per model study")
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    objective: str = "val_f1"
+    storage: str = "sqlite:///optuna.db"
+    space: dict[str, Param] = Field(default_factory=_default_space)
+
+    @field_validator("objective")
+    @classmethod
+    def _known_objective(cls, value: str) -> str:
+        if value not in VAL_METRICS:
+            raise ValueError(
+                f"unknown objective '{value}'{_did_you_mean(value, VAL_METRICS)}; "
+                f"choose one of {', '.join(VAL_METRICS)}"
+            )
+        return value
+
+    @field_validator("space")
+    @classmethod
+    def _searchable_keys(cls, space: dict[str, Any]) -> dict[str, Any]:
+        return _check_space_keys(space)
+
+    @property
+    def direction(self) -> str:
+        return "minimize" if self.objective == "val_loss" else "maximize"
+
+
+class ModelEntry(StrictModel):
+    """One candidate: a registry name plus optional per-model overrides."""
+
+    name: str
+    label: str | None = Field(None, description="unique display name; defaults to the name")
+    pretrained: bool | str | None = Field(
+        None,
+        description="true/false, or a weights tag (timm tag, torchvision enum name such as "
+        "IMAGENET1K_V1); default: the registry entry's default",
+    )
+    n_trials: int | None = Field(None, ge=1)
+    protocol: ProtocolOverrides = Field(default_factory=ProtocolOverrides)  # type: ignore[valid-type]
+    space: dict[str, Param] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("space")
+    @classmethod
+    def _searchable_keys(cls, space: dict[str, Any]) -> dict[str, Any]:
+        return _check_space_keys(space)
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+class TrackingConfig(StrictModel):
+    uri: str = "sqlite:///mlflow.db"
+    artifact_location: str | None = Field(
+        None, description="artifact root for new experiments; default ./mlruns beside a local store"
+    )
+
+
+class ExperimentConfig(StrictModel):
+    name: str = Field(min_length=1, description="the MLflow experiment")
+    seed: int = 42
+    task: Literal["binary", "multiclass"] = "binary"
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    data: DataConfig
+    protocol: ProtocolConfig = ProtocolConfig()
+    search: SearchConfig = SearchConfig()
+    models: list[ModelEntry] = Field(min_length=1)
+    tracking: TrackingConfig = TrackingConfig()
+
+    _source: Path | None = PrivateAttr(None)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+            return value
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got '{value}'")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> ExperimentConfig:
+        labels = [m.key for m in self.models]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ValueError(
+                f"models: label(s) {', '.join(duplicates)} appear twice; give each a unique "
+                "'label' (e.g. {name: resnet18, pretrained: false, label: resnet18-scratch})"
+            )
+        if self.data.source == "medmnist" and self.task == "multiclass":
+            raise ValueError(
+                "PneumoniaMNIST is binary only: use task: binary, or data.source: folder with the "
+                "Kermany file names for normal / bacterial / viral"
+            )
+        return self
+
+    # --- derived views -------------------------------------------------------------------
+    @property
+    def source_path(self) -> Path | None:
+        return self._source
+
+    def protocol_for(self, entry: ModelEntry) -> ProtocolConfig:
+        overrides = {k: v for k, v in entry.protocol.model_dump().items() if v is not None}
+        return self.protocol.model_copy(update=overrides)
+
+    def space_for(self, entry: ModelEntry) -> dict[str, Any]:
+        return {**self.search.space, **entry.space}
+
+    def n_trials_for(self, entry: ModelEntry) -> int:
+        return entry.n_trials or self.search.n_trials
+
+    def data_path(self) -> Path:
+        """Relative paths resolve against $PNEUMOBENCH_DATA_ROOT, else the config file's folder."""
+        path = Path(os.path.expanduser(self.data.path))
+        if path.is_absolute():
+            return path
+        root = os.environ.get(DATA_ROOT_ENV)
+        if root:
+            return Path(root).expanduser().resolve() / path
+        base = self._source.parent if self._source else Path.cwd()
+        return (base / path).resolve()
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        if self.task == "multiclass":
+            return ("normal", "bacteria", "virus")
+        return ("normal", "pneumonia")
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read, override (``dotted.key=value``) and validate a YAML experiment file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping of keys (name, data, models, ...) at the top"
+        )
+    for item in overrides or []:
+        apply_override(raw, item)
+    config = parse_config(raw, origin=str(path))
+    config._source = path.resolve()
+    return config
+
+
+def parse_config(raw: dict[str, Any], origin: str = "<config>") -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, origin)) from None
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """``--set protocol.lr=0.01``: the value is parsed as YAML, so numbers and lists work."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected dotted.key=value, e.g. protocol.max_epochs=3")
+    parts = key.strip().split(".")
+    node: Any = raw
+    for depth, part in enumerate(parts[:-1]):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+            continue
+        if not isinstance(node, dict):
+            where = ".".join(parts[: depth + 1])
+            raise ConfigError(f"--set {item!r}: '{where}' is not a section that holds keys")
+        node = node.setdefault(part, {})
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        parsed = value
+    last = parts[-1]
+    if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+        node[int(last)] = parsed
+    elif isinstance(node, dict):
+        node[last] = parsed
+    else:
+        raise ConfigError(f"--set {item!r}: '{'.'.join(parts[:-1])}' is not a section")
+
+
+# --- friendly validation errors ------------------------------------------------------------
+
+
+def _did_you_mean(word: str, options: Any) -> str:
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _models_in(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return [m for a in get_args(annotation) for m in _models_in(a)]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return []
+
+
+def _step(annotation: Any, part: Any) -> tuple[Any, bool]:
+    """Move one location element down the schema. Returns (annotation, shown_in_path)."""
+    origin = get_origin(annotation)
+    args = get_args(annotation)
+    if origin is Annotated:
+        return _step(args[0], part)
+    if origin in (list, tuple) and isinstance(part, int):
+        return args[0], True
+    if origin is dict:
+        return args[1], True
+    if origin in (Union, types.UnionType):
+        for model in _models_in(annotation):
+            tag = model.model_fields.get("type")
+            if part == model.__name__ or (tag is not None and get_args(tag.annotation) == (part,)):
+                return model, False
+        for model in _models_in(annotation):
+            if part in model.model_fields:
+                return model.model_fields[part].annotation, True
+        return None, True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        field = annotation.model_fields.get(part)
+        return (field.annotation if field else None), True
+    return None, True
+
+
+def _locate(loc: tuple[Any, ...]) -> tuple[str, list[str]]:
+    """The dotted path of a location, and the keys valid at its parent (for 'did you mean')."""
+    annotation: Any = ExperimentConfig
+    shown: list[str] = []
+    parent_keys: list[str] = []
+    for part in loc:
+        parent_keys = sorted({f for m in _models_in(annotation) for f in m.model_fields})
+        annotation, visible = _step(annotation, part) if annotation is not None else (None, True)
+        if visible:
+            shown.append(f"[{part}]" if isinstance(part, int) else str(part))
+    path = ".".join(shown).replace(".[", "[")
+    return path or "(top level)", parent_keys
+
+
+def format_validation_error(exc: ValidationError, origin: str) -> str:
+    lines = []
+    seen: set[str] = set()
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        path, keys = _locate(loc)
+        if err["type"] == "extra_forbidden":
+            bad = loc[-1]
+            message = f"unknown key '{bad}'{_did_you_mean(bad, keys)}"
+            if keys:
+                message += f"; valid keys here: {', '.join(keys)}"
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+            if "input" in err and err["type"] not in ("value_error", "assertion_error"):
+                message += f" (got {err['input']!r})"
+        line = f"  - {path}: {message}"
+        if line not in seen:
+            seen.add(line)
+            lines.append(line)
+    count = len(lines)
+    head = f"{origin}: {count} problem{'s' if count > 1 else ''} in the configuration"
+    return "\n".join([head, *lines])

@@ -1,0 +1,76 @@
+"""Feeding the model: whole uint8 splits as tensors, indexed and augmented a batch at a time.
+
+No per-image PIL work and no DataLoader workers in the hot loop: a split is one tensor (on the GPU
+when there is one), a batch is an index into it, and augmentation is one batched affine warp.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pneumobench.config import AugmentConfig
+
+
+class BatchFeeder:
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        device: torch.device,
+        augment: AugmentConfig | None = None,
+    ) -> None:
+        pin = device.type == "cuda"
+        host = torch.from_numpy(np.ascontiguousarray(images))
+        self.images = (host.pin_memory() if pin else host).to(device, non_blocking=True)
+        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
+        self.device = device
+        self.augment = augment if augment is not None and augment.enabled else None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batches(
+        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self)
+        order = (
+            torch.randperm(n, generator=generator).to(self.device)
+            if shuffle
+            else torch.arange(n, device=self.device)
+        )
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            x = self.images[idx].unsqueeze(1).float().div_(255.0)
+            if self.augment is not None:
+                x = random_affine(x, self.augment, generator)
+            yield x, self.labels[idx]
+
+
+def random_affine(
+    x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Per-image random rotation, scale, shift (and optional flip) in one grid_sample call."""
+    b = x.shape[0]
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return torch.rand(b, generator=generator).mul_(high - low).add_(low).to(x.device)
+
+    angle = uniform(-cfg.rotation, cfg.rotation) * (math.pi / 180)
+    scale = uniform(*cfg.scale)
+    tx, ty = uniform(-cfg.translate, cfg.translate) * 2, uniform(-cfg.translate, cfg.translate) * 2
+    flip = (
+        torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0).to(x.device)
+        if cfg.hflip
+        else torch.ones(b, device=x.device)
+    )
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1
+    ).to(x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

@@ -1,0 +1,101 @@
+"""The Kaggle / Mendeley Kermany layout: ``train/ [val/] test/`` with NORMAL and PNEUMONIA folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pneumobench.data.labels import patient_id, pneumonia_subtype
+from pneumobench.data.records import ImageRecord
+from pneumobench.errors import DataError
+
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
+LITTER_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
+CLASS_FOLDERS = {"normal", "pneumonia"}
+SPLITS = ("train", "val", "test")
+
+
+def is_litter(path: Path) -> bool:
+    """System files that real downloads carry and nobody means as data."""
+    return (
+        path.name.lower() in LITTER_NAMES
+        or path.name.startswith("._")
+        or any(part == "__MACOSX" for part in path.parts)
+    )
+
+
+def _subdirs(folder: Path) -> dict[str, Path]:
+    return {p.name.lower(): p for p in folder.iterdir() if p.is_dir() and not is_litter(p)}
+
+
+def scan_folder(root: Path, task: str) -> list[ImageRecord]:
+    if not root.is_dir():
+        raise DataError(
+            f"data folder {root} does not exist. Point data.path (or $PNEUMOBENCH_DATA_ROOT) at the "
+            "folder holding train/ and test/ (the Kaggle 'chest_xray' folder)."
+        )
+    splits = _subdirs(root)
+    missing = [s for s in ("train", "test") if s not in splits]
+    if missing:
+        raise DataError(
+            f"{root}: missing split folder(s) {', '.join(missing)}; expected train/, test/ and "
+            f"optionally val/, found: {', '.join(sorted(splits)) or 'nothing'}"
+        )
+    records: list[ImageRecord] = []
+    problems: list[str] = []
+    for split in SPLITS:
+        if split not in splits:
+            continue
+        classes = _subdirs(splits[split])
+        unknown = sorted(set(classes) - CLASS_FOLDERS)
+        if unknown:
+            problems.append(
+                f"{splits[split]}: unknown class folder(s) {', '.join(unknown)}; expected NORMAL and "
+                "PNEUMONIA (any case). Move them out of the data folder."
+            )
+        for cls in sorted(CLASS_FOLDERS):
+            if cls not in classes:
+                problems.append(f"{splits[split]}: no {cls.upper()} folder")
+                continue
+            found = _scan_class(root, classes[cls], split, cls, task, problems)
+            if not found:
+                problems.append(f"{classes[cls]}: class folder holds no images")
+            records.extend(found)
+    if problems:
+        shown = problems[:20] + (
+            [f"... and {len(problems) - 20} more"] if len(problems) > 20 else []
+        )
+        raise DataError("the data folder has problems:\n  - " + "\n  - ".join(shown))
+    return records
+
+
+def _scan_class(
+    root: Path, folder: Path, split: str, cls: str, task: str, problems: list[str]
+) -> list[ImageRecord]:
+    out = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_dir() or is_litter(path):
+            continue
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            problems.append(
+                f"{path}: not an image (.jpeg/.jpg/.png); move it out of the data folder"
+            )
+            continue
+        rel = path.relative_to(root).as_posix()
+        label = _label(cls, path.name, task)
+        if label is None:
+            problems.append(
+                f"{path}: cannot tell bacterial from viral pneumonia: the file name contains neither "
+                "'bacteria' nor 'virus' (needed for task: multiclass)"
+            )
+            continue
+        out.append(ImageRecord(rel, split, label, patient_id(path.name) or f"file:{rel}"))
+    return out
+
+
+def _label(cls: str, filename: str, task: str) -> int | None:
+    if cls == "normal":
+        return 0
+    if task == "binary":
+        return 1
+    subtype = pneumonia_subtype(filename)
+    return None if subtype is None else (1 if subtype == "bacteria" else 2)

@@ -1,0 +1,173 @@
+"""The registry itself: a name -> builder table in the spirit of timm's ``register_model``.
+
+An entry's builder returns a :class:`Backbone` (a module mapping images to a feature vector, plus
+what the protocol needs to know about it); :func:`create_model` puts the one shared head on top.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pneumobench.errors import ModelError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+# Builders get (pretrained, in_chans, image_size): pretrained is False, True (the entry's default
+# weights) or a weights tag understood by the entry's source (timm tag, torchvision enum name).
+Builder = Callable[[bool | str, int, int], "Backbone"]
+
+PREFIXES = {"timm": "timm", "tv": "torchvision"}
+
+
+@dataclass
+class Backbone:
+    module: nn.Module  # (B, in_chans, H, W) -> (B, num_features)
+    num_features: int = 0  # measured by create_model with a dummy forward pass
+    mean: tuple[float, ...] = (0.5,)
+    std: tuple[float, ...] = (0.5,)
+    pretrained_source: str = "none"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    family: str
+    source: str  # custom | timm | torchvision
+    builder: Builder = field(repr=False)
+    default_pretrained: bool = False
+    description: str = ""
+
+
+_REGISTRY: dict[str, Architecture] = {}
+_dynamic: dict[str, Callable[[str], Architecture]] = {}
+
+
+def register_model(
+    name: str | None = None,
+    *,
+    family: str,
+    source: str = "custom",
+    pretrained: bool = False,
+    description: str = "",
+) -> Callable[[Builder], Builder]:
+    """Decorator: ``@register_model(family="cnn")`` registers the builder under its function name."""
+
+    def decorator(fn: Builder) -> Builder:
+        key = name or fn.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model '{key}' is registered twice")
+        summary = description or next(iter((fn.__doc__ or "").strip().splitlines()), "")
+        _REGISTRY[key] = Architecture(
+            name=key,
+            family=family,
+            source=source,
+            builder=fn,
+            default_pretrained=pretrained,
+            description=summary,
+        )
+        return fn
+
+    return decorator
+
+
+def register_prefix(prefix: str, resolver: Callable[[str], Architecture]) -> None:
+    """``timm:<name>`` and ``tv:<name>`` resolve any model of those libraries on demand."""
+    _dynamic[prefix] = resolver
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style wildcard, like ``timm.list_models('resnet*')``."""
+    _load_builtin_entries()
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def get_architecture(name: str) -> Architecture:
+    _load_builtin_entries()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix in _dynamic:
+        if not rest:
+            raise ModelError(f"'{name}': name the {PREFIXES[prefix]} model after '{prefix}:'")
+        return _dynamic[prefix](rest)
+    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise ModelError(
+        f"unknown model '{name}'.{hint} Registered: {', '.join(sorted(_REGISTRY))}; any timm model "
+        "as 'timm:<name>', any torchvision model as 'tv:<name>' (`pneumobench models` lists them)."
+    )
+
+
+def check_model_name(name: str) -> None:
+    """Fail early (before any training) on names that cannot resolve."""
+    get_architecture(name)
+
+
+def create_model(
+    name: str,
+    num_classes: int,
+    *,
+    pretrained: bool | str | None = None,
+    dropout: float = 0.0,
+    in_chans: int = 1,
+    image_size: int = 224,
+) -> Any:
+    """Build a registry entry with the shared head: ``Classifier(backbone, dropout + linear)``."""
+    from pneumobench.registry.classifier import Classifier
+
+    arch = get_architecture(name)
+    if pretrained is None:
+        pretrained = arch.default_pretrained
+    if pretrained and arch.source == "custom":
+        raise ModelError(
+            f"'{name}' has no pretrained weights (it is a custom network): set "
+            "`pretrained: false` for it, or leave `pretrained` out"
+        )
+    backbone = arch.builder(pretrained, in_chans, image_size)
+    backbone.num_features = _probe_features(backbone.module, name, in_chans, image_size)
+    return Classifier(
+        backbone,
+        num_classes=num_classes,
+        dropout=dropout,
+        registry_name=arch.name,
+        family=arch.family,
+        in_chans=in_chans,
+    )
+
+
+def _probe_features(module: nn.Module, name: str, in_chans: int, image_size: int) -> int:
+    """One dummy forward: the true feature width, and an early, clear error on a too-small image."""
+    import torch
+
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            out = module(torch.zeros(1, in_chans, image_size, image_size))
+    except RuntimeError as exc:
+        raise ModelError(
+            f"'{name}' cannot take {image_size}x{image_size} px images: {str(exc).splitlines()[0]}. "
+            "Raise data.image_size, or leave this model out."
+        ) from None
+    finally:
+        module.train(was_training)
+    if out.ndim != 2:
+        raise ModelError(
+            f"'{name}' backbone returned shape {tuple(out.shape)}, expected (B, features)"
+        )
+    return int(out.shape[1])
+
+
+_loaded = False
+
+
+def _load_builtin_entries() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        from pneumobench.registry import custom, timm_models, torchvision_models  # noqa: F401

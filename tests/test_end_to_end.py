@@ -1,0 +1,165 @@
+"""``pneumobench run`` on tiny data through the real CLI: MLflow structure, leaderboard, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+
+from pneumobench.cli import main
+from tests.conftest import (
+    SHARED_DATA,
+    SHARED_WEIGHTS,
+    requires_shared_data,
+    requires_shared_weights,
+    storage_uri,
+    store_uri,
+    tiny_config,
+    write_config,
+)
+
+
+def _runs(experiment: str, role: str):
+    client = mlflow.MlflowClient(store_uri())
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], f"tags.`pneumobench.role` = '{role}'")
+
+
+def _leaderboard(capsys, *args: str) -> list[dict]:
+    capsys.readouterr()
+    assert main(["leaderboard", "--format", "json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_run_logs_parents_trials_test_metrics_and_resumes(
+    tmp_path: Path, fake_kermany: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path / "experiments.yaml", tiny_config(fake_kermany))
+    assert main(["run", str(config)]) == 0
+
+    parents = _runs("tiny", "model")
+    trials = _runs("tiny", "trial")
+    assert sorted(r.data.tags["pneumobench.label"] for r in parents) == [
+        "resnet18-scratch",
+        "simple_cnn",
+    ]
+    assert len(trials) == 4
+    parent_ids = {r.info.run_id for r in parents}
+    for trial in trials:
+        assert trial.data.tags["mlflow.parentRunId"] in parent_ids
+        assert trial.info.run_name.endswith(("trial-000", "trial-001"))
+        assert trial.data.tags["pneumobench.trial_state"] == "COMPLETE"
+        assert {"lr", "weight_decay", "dropout"} <= set(trial.data.params)
+        history = mlflow.MlflowClient(store_uri()).get_metric_history(trial.info.run_id, "val_f1")
+        assert [m.step for m in history] == [1, 2]
+    client = mlflow.MlflowClient(store_uri())
+    for parent in parents:
+        tags, metrics = parent.data.tags, parent.data.metrics
+        assert parent.info.status == "FINISHED"
+        assert tags["pneumobench.final_evaluation"] == "done"
+        assert {
+            "model",
+            "family",
+            "num_params",
+            "pretrained_source",
+            "task",
+            "image_size",
+            "dataset_digest",
+            "git_commit",
+            "pneumobench_version",
+        } <= set(tags)
+        for name in ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc"):
+            assert 0.0 <= metrics[f"test_{name}"] <= 1.0
+        assert "best_val_f1" in metrics and "best_lr" in parent.data.params
+        artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+        assert {"plots", "predictions", "data"} <= artifacts
+        local = Path(
+            client.download_artifacts(parent.info.run_id, "predictions/test_predictions.csv")
+        )
+        lines = local.read_text().splitlines()
+        assert lines[0] == "path,y_true,y_pred,p_normal,p_pneumonia" and len(lines) == 1 + 24
+
+    rows = _leaderboard(capsys, "--metric", "recall")
+    assert [r["rank"] for r in rows] == [1, 2] and rows[0]["champion"]
+    keys = [(r["test_recall"], r["test_f1"], r["test_roc_auc"]) for r in rows]
+    assert keys == sorted(keys, reverse=True)
+    assert {"rank", "model", "run_id", "test_recall", "test_pr_auc"} <= set(rows[0])
+    rows_f1 = _leaderboard(capsys, "--metric", "test_f1")
+    assert rows_f1[0]["test_f1"] >= rows_f1[1]["test_f1"]
+    assert main(["leaderboard", "--metric", "auc"]) == 2  # the error lists valid names
+    assert "roc_auc" in capsys.readouterr().err
+    for fmt in ("csv", "markdown", "table"):
+        assert main(["leaderboard", "--format", fmt]) == 0
+
+    # Re-running the same command adds nothing: no trial, no run, no second test evaluation.
+    assert main(["run", str(config)]) == 0
+    assert len(_runs("tiny", "trial")) == 4 and len(_runs("tiny", "model")) == 2
+    study = optuna.load_study(study_name="tiny/simple_cnn", storage=storage_uri())
+    assert len(study.trials) == 2
+
+    # A bigger budget continues the same studies and parents, then re-evaluates.
+    assert main(["run", str(config), "--set", "search.n_trials=3", "--models", "simple_cnn"]) == 0
+    study = optuna.load_study(study_name="tiny/simple_cnn", storage=storage_uri())
+    assert [t.number for t in study.trials] == [0, 1, 2]
+    assert len(_runs("tiny", "model")) == 2 and len(_runs("tiny", "trial")) == 5
+
+    # The logged model takes [0, 1] grey images and returns class logits.
+    import torch
+
+    parent = next(
+        r for r in _runs("tiny", "model") if r.data.tags["pneumobench.label"] == "simple_cnn"
+    )
+    model = mlflow.pytorch.load_model(f"runs:/{parent.info.run_id}/model")
+    assert model(torch.rand(2, 1, 32, 32)).shape == (2, 2)
+    # and only the best trial's checkpoint stays on disk
+    assert len(list(Path(".pneumobench/checkpoints/tiny/simple_cnn").glob("trial-*.pt"))) == 1
+
+
+def test_multiclass_run_logs_per_class_and_collapsed_metrics(
+    tmp_path: Path, fake_kermany: Path
+) -> None:
+    raw = tiny_config(fake_kermany, task="multiclass", models=["simple_cnn"])
+    raw["search"]["n_trials"] = 1
+    assert main(["run", str(write_config(tmp_path / "m.yaml", raw))]) == 0
+    (parent,) = _runs("tiny", "model")
+    metrics = parent.data.metrics
+    for key in (
+        "test_recall",
+        "test_recall_virus",
+        "test_f1_bacteria",
+        "test_binary_recall",
+        "test_binary_specificity",
+    ):
+        assert key in metrics
+
+
+@requires_shared_data
+@requires_shared_weights
+def test_transfer_learning_end_to_end_on_shared_pneumoniamnist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real thing at small scale: ImageNet MobileNetV2 from the offline cache on PneumoniaMNIST."""
+    monkeypatch.setenv("TORCH_HOME", str(SHARED_WEIGHTS))
+    monkeypatch.setenv("PNEUMOBENCH_DATA_ROOT", str(SHARED_DATA))
+    raw = tiny_config(
+        Path("pneumoniamnist.npz"),
+        name="shared",
+        models=[{"name": "tv:mobilenet_v2", "pretrained": "IMAGENET1K_V1", "label": "mnv2"}],
+    )
+    raw["data"] = {
+        "source": "medmnist",
+        "path": "pneumoniamnist.npz",
+        "image_size": 32,
+        "limit_per_class": 150,
+    }
+    raw["search"]["n_trials"] = 1
+    assert main(["run", str(write_config(tmp_path / "s.yaml", raw))]) == 0
+    (parent,) = _runs("shared", "model")
+    assert parent.data.tags["pretrained_source"] == "torchvision:MobileNet_V2_Weights.IMAGENET1K_V1"
+    assert parent.data.params["data.n_test"] == "300"
+    assert parent.data.metrics["test_roc_auc"] > 0.5
+    rows = _leaderboard(capsys, "--config", str(tmp_path / "s.yaml"))
+    assert rows[0]["model"] == "mnv2" and rows[0]["champion"]

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from pneumobench.benchmark.metrics import classification_metrics
+from pneumobench.benchmark.statistics import (
+    _binary_vectorized,
+    bootstrap_intervals,
+    delong_test,
+    expected_calibration_error,
+    holm_adjust,
+    mcnemar_exact,
+    paired_comparison,
+    stratified_resamples,
+    threshold_for_recall,
+)
+
+
+def _fake_predictions(seed: int, n: int = 300, skill: float = 1.5):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.6).astype(int)
+    logit = rng.normal(0, 1, n) + skill * (2 * y - 1)
+    p = 1 / (1 + np.exp(-logit))
+    return y, np.stack([1 - p, p], 1)
+
+
+def test_mcnemar_exact_on_a_textbook_table() -> None:
+    # b=1, c=9 discordant pairs: p = 2 * P(X <= 1 | n=10, 1/2) = 2 * 11 / 1024
+    a = np.array([True] * 20 + [True] * 1 + [False] * 9 + [False] * 5)
+    b = np.array([True] * 20 + [False] * 1 + [True] * 9 + [False] * 5)
+    assert mcnemar_exact(a, b) == (1, 9, pytest.approx(22 / 1024))
+    assert mcnemar_exact(a, a)[2] == 1.0
+
+
+def _delong_reference(y, s1, s2):
+    """DeLong et al. (1988) straight from the paper's structural components, O(m * n)."""
+    pos, neg = s1[y == 1], s1[y == 0]
+    pos2, neg2 = s2[y == 1], s2[y == 0]
+
+    def psi(x, z):
+        return (x[:, None] > z[None, :]) + 0.5 * (x[:, None] == z[None, :])
+
+    v10 = np.stack([psi(pos, neg).mean(1), psi(pos2, neg2).mean(1)])
+    v01 = np.stack([psi(pos, neg).mean(0), psi(pos2, neg2).mean(0)])
+    aucs = v10.mean(1)
+    cov = np.cov(v10) / len(pos) + np.cov(v01) / len(neg)
+    z = (aucs[0] - aucs[1]) / math.sqrt(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    return aucs, 2 * (1 - 0.5 * (1 + math.erf(abs(z) / math.sqrt(2))))
+
+
+def test_delong_matches_the_papers_formula_and_sklearn_auc() -> None:
+    y, p1 = _fake_predictions(1, skill=1.2)
+    _, p2 = _fake_predictions(2, skill=0.8)
+    s1 = np.round(p1[:, 1], 2)  # rounding creates ties, the hard case
+    s2 = np.round(0.5 * s1 + 0.5 * p2[:, 1], 2)
+    auc1, auc2, p = delong_test(y, s1, s2)
+    (ref1, ref2), ref_p = _delong_reference(y, s1, s2)
+    assert auc1 == pytest.approx(skm.roc_auc_score(y, s1)) == pytest.approx(ref1)
+    assert auc2 == pytest.approx(ref2)
+    assert p == pytest.approx(ref_p, rel=1e-9)
+    assert delong_test(y, s1, s1)[2] == 1.0
+
+
+def test_holm_adjustment() -> None:
+    assert holm_adjust([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm_adjust([0.5]) == [0.5]
+
+
+def test_stratified_resamples_keep_class_counts_and_are_seeded() -> None:
+    y = np.array([0] * 30 + [1] * 70)
+    r = stratified_resamples(y, 50, seed=3)
+    assert r.shape == (50, 100)
+    assert (y[r].sum(1) == 70).all()
+    np.testing.assert_array_equal(r, stratified_resamples(y, 50, seed=3))
+
+
+def test_vectorized_bootstrap_metrics_equal_sklearn_per_resample() -> None:
+    y, probs = _fake_predictions(4)
+    r = stratified_resamples(y, 5, seed=0)
+    vec = _binary_vectorized(y[r], probs[:, 1][r])
+    for i in range(5):
+        ref = classification_metrics(y[r[i]], probs[r[i]], ("normal", "pneumonia"))
+        for key, values in vec.items():
+            assert values[i] == pytest.approx(ref[key]), key
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_data() -> None:
+    y, probs = _fake_predictions(5, n=200)
+    point = classification_metrics(y, probs, ("normal", "pneumonia"))
+    ci = bootstrap_intervals(y, probs, n_resamples=2000, seed=0)
+    for key in ("accuracy", "recall", "f1", "roc_auc", "pr_auc", "specificity", "precision"):
+        low, high = ci[key]
+        assert low <= point[key] <= high, key
+    y_big, probs_big = _fake_predictions(5, n=2000)
+    low_big, high_big = bootstrap_intervals(y_big, probs_big, n_resamples=500, seed=0)["recall"]
+    assert high_big - low_big < ci["recall"][1] - ci["recall"][0]
+
+
+def test_multiclass_intervals_use_class_names() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 90)
+    probs = rng.dirichlet([1, 1, 1], 90)
+    probs[np.arange(90), y] += 1
+    probs /= probs.sum(1, keepdims=True)
+    ci = bootstrap_intervals(
+        y, probs, n_resamples=50, seed=0, class_names=("normal", "bacteria", "virus")
+    )
+    assert {"recall", "recall_virus", "binary_recall"} <= set(ci)
+
+
+def test_paired_comparison_detects_a_clearly_worse_model() -> None:
+    y, good = _fake_predictions(6, n=400, skill=2.0)
+    rng = np.random.default_rng(7)
+    p_bad = np.clip(good[:, 1] + rng.normal(0, 0.45, len(y)), 0, 1)
+    bad = np.stack([1 - p_bad, p_bad], 1)
+    cmp = paired_comparison(y, bad, good, "roc_auc", n_resamples=1000, seed=0)
+    assert cmp.difference < 0 and cmp.diff_ci[1] < 0
+    assert cmp.p_delong < 0.01 and cmp.p_bootstrap < 0.01
+    same = paired_comparison(y, good, good, "recall", n_resamples=200, seed=0)
+    assert same.difference == 0 and same.p_mcnemar == 1.0
+
+
+def test_threshold_chosen_for_target_recall() -> None:
+    y = np.array([1] * 10 + [0] * 10)
+    p = np.concatenate([np.linspace(0.1, 0.9, 10), np.linspace(0.0, 0.5, 10)])
+    t = threshold_for_recall(y, p, 0.8)
+    assert ((p >= t) & (y == 1)).sum() == 8
+    assert threshold_for_recall(y, p, 1.0) == pytest.approx(0.1)
+
+
+def test_expected_calibration_error() -> None:
+    y = np.array([1, 1, 1, 1, 0])
+    perfect = np.array([[0.2, 0.8]] * 5)  # 80% confident, 80% right
+    assert expected_calibration_error(y, perfect)[0] == pytest.approx(0.0)
+    over = np.array([[0.0, 1.0]] * 5)  # 100% confident, 80% right
+    assert expected_calibration_error(y, over)[0] == pytest.approx(0.2)

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from pneumobench.benchmark.device import resolve_device
+from pneumobench.benchmark.training import DivergedError, fit
+from pneumobench.config import parse_config
+from pneumobench.data import prepare_data
+from pneumobench.data.batches import random_affine
+from pneumobench.registry import create_model
+from tests.conftest import tiny_config
+
+
+@pytest.fixture
+def tiny(fake_kermany: Path):
+    config = parse_config(tiny_config(fake_kermany))
+    return config, prepare_data(config)
+
+
+def _fit(config, data, model, **protocol):
+    return fit(
+        model,
+        data,
+        config.protocol.model_copy(update=protocol),
+        augment=config.data.augment,
+        objective="val_f1",
+        direction="maximize",
+        device=resolve_device("cpu"),
+        seed=1,
+    )
+
+
+def test_fit_logs_every_epoch_and_restores_the_best_checkpoint(tiny) -> None:
+    config, data = tiny
+    model = create_model("simple_cnn", 2, dropout=0.1, image_size=32)
+    result = _fit(config, data, model, max_epochs=4, patience=4, lr=3e-3)
+    assert len(result.history) == 4
+    assert result.best_score == max(h["val_f1"] for h in result.history)
+    assert result.best_epoch == 1 + [h["val_f1"] for h in result.history].index(result.best_score)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, result.state_dict[key])
+    assert {"train_loss", "val_loss", "val_auc", "lr", "epoch_seconds", "images_per_second"} <= set(
+        result.history[0]
+    )
+
+
+def test_early_stopping_after_patience(tiny) -> None:
+    config, data = tiny
+    model = create_model("simple_cnn", 2, image_size=32)
+    result = _fit(
+        config, data, model, max_epochs=30, patience=1, lr=1e-7
+    )  # cannot improve for long
+    assert len(result.history) < 30 and result.stopped_early
+
+
+def test_pretrained_backbone_is_frozen_then_trained(tiny) -> None:
+    config, data = tiny
+    model = create_model("simple_cnn", 2, image_size=32)
+    model.pretrained_source = "test"  # treated as pretrained by the protocol
+    before = [p.detach().clone() for p in model.backbone_parameters()]
+    bn = model.backbone[1]
+    running = bn.running_mean.clone()
+    head_before = [p.detach().clone() for p in model.head_parameters()]
+    result = _fit(config, data, model, max_epochs=1, freeze_epochs=1, patience=1)
+    assert result.history[0]["backbone_frozen"] == 1.0
+    for b, p in zip(before, model.backbone_parameters(), strict=True):
+        torch.testing.assert_close(b, p)
+    torch.testing.assert_close(bn.running_mean, running)  # BatchNorm statistics frozen too
+    assert any(
+        not torch.equal(b, p) for b, p in zip(head_before, model.head_parameters(), strict=True)
+    )
+
+    result = _fit(config, data, model, max_epochs=2, freeze_epochs=1, patience=2)
+    assert [h["backbone_frozen"] for h in result.history] == [1.0, 0.0]
+    assert result.history[1]["lr"] < result.history[0]["lr"]  # cosine schedule
+
+
+def test_nan_loss_is_reported_as_divergence(tiny) -> None:
+    config, data = tiny
+    model = create_model("simple_cnn", 2, image_size=32)
+    with torch.no_grad():
+        model.head[1].weight.fill_(float("nan"))
+    with pytest.raises(DivergedError, match="nan"):
+        _fit(config, data, model, max_epochs=1)
+
+
+def test_batch_augmentation_is_per_image_and_keeps_shape(tiny) -> None:
+    config, _ = tiny
+    x = torch.rand(1, 1, 32, 32).repeat(8, 1, 1, 1)
+    out = random_affine(x, config.data.augment, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    assert not torch.allclose(out[0], out[1])
