@@ -50,11 +50,17 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument(
         "--metric",
         default="recall",
-        help="recall, f1, precision, specificity, "
-        "accuracy, roc_auc or pr_auc (with or without test_)",
+        help="recall, f1, precision, specificity, accuracy, roc_auc, pr_auc, or op_recall / "
+        "op_specificity at the validation-chosen threshold (with or without test_)",
     )
     board.add_argument("--format", default="table", choices=["table", "json", "csv", "markdown"])
     board.add_argument("--tracking-uri", help="MLflow tracking URI (default: the config's)")
+    board.add_argument(
+        "--resamples",
+        type=int,
+        default=2000,
+        help="bootstrap resamples for the paired comparisons (default 2000)",
+    )
     board.add_argument(
         "--config",
         type=Path,
@@ -172,7 +178,9 @@ def _leaderboard(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(
             f"no --experiment given and no {DEFAULT_CONFIG} here to read its name from"
         )
-    rows = load_leaderboard(name, args.metric, absolute_sqlite(uri or "sqlite:///mlflow.db"))
+    rows = load_leaderboard(
+        name, args.metric, absolute_sqlite(uri or "sqlite:///mlflow.db"), n_resamples=args.resamples
+    )
     if args.format == "table":
         console.print(rich_table(rows, args.metric, f"{name} leaderboard"))
     else:

@@ -237,6 +237,25 @@ class ModelEntry(StrictModel):
         return self.label or self.name
 
 
+class EvaluationConfig(StrictModel):
+    """How the final models are judged on test (hyperparameters never see any of this)."""
+
+    bootstrap_resamples: int = Field(2000, ge=100, description="stratified bootstrap resamples")
+    ci_level: float = Field(0.95, gt=0.5, lt=1)
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="significance level, Holm-adjusted")
+    target_recall: float | None = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="operating point: threshold chosen on VALIDATION to reach this sensitivity",
+    )
+    calibration_bins: int = Field(15, ge=2)
+    seeds: list[int] = Field(
+        default_factory=list,
+        description="retrain the best hyperparameters with these seeds: mean +/- std on test",
+    )
+
+
 class TrackingConfig(StrictModel):
     uri: str = "sqlite:///mlflow.db"
     artifact_location: str | None = Field(
@@ -253,6 +272,7 @@ class ExperimentConfig(StrictModel):
     protocol: ProtocolConfig = ProtocolConfig()
     search: SearchConfig = SearchConfig()
     models: list[ModelEntry] = Field(min_length=1)
+    evaluation: EvaluationConfig = EvaluationConfig()
     tracking: TrackingConfig = TrackingConfig()
 
     _source: Path | None = PrivateAttr(None)

@@ -89,6 +89,7 @@ def tiny_config(data_path: Path, **over: object) -> dict:
         },
         "protocol": {"max_epochs": 2, "patience": 2, "batch_size": 16, "freeze_epochs": 1},
         "search": {"n_trials": 2, "pruner": "none", "storage": "sqlite:///optuna.db"},
+        "evaluation": {"bootstrap_resamples": 200},
         "models": [
             "simple_cnn",
             {"name": "resnet18", "pretrained": False, "label": "resnet18-scratch"},

@@ -163,3 +163,61 @@ def test_transfer_learning_end_to_end_on_shared_pneumoniamnist(
     assert parent.data.metrics["test_roc_auc"] > 0.5
     rows = _leaderboard(capsys, "--config", str(tmp_path / "s.yaml"))
     assert rows[0]["model"] == "mnv2" and rows[0]["champion"]
+
+
+def test_statistics_are_logged_and_recomputable_from_the_predictions_csv(
+    tmp_path: Path, fake_kermany: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Intervals, operating point, calibration, repeats, and the paired comparison in the
+    leaderboard: all recomputed here from the logged predictions to the same values."""
+    import numpy as np
+
+    from pneumobench.benchmark.leaderboard import read_predictions
+    from pneumobench.benchmark.metrics import classification_metrics
+    from pneumobench.benchmark.statistics import bootstrap_intervals, paired_comparison
+
+    raw = tiny_config(fake_kermany)
+    raw["search"]["n_trials"] = 1
+    raw["evaluation"] = {"bootstrap_resamples": 300, "target_recall": 0.9, "seeds": [7, 8]}
+    assert main(["run", str(write_config(tmp_path / "e.yaml", raw))]) == 0
+    client = mlflow.MlflowClient(store_uri())
+    parents = {r.data.tags["pneumobench.label"]: r for r in _runs("tiny", "model")}
+    simple = parents["simple_cnn"]
+    m = simple.data.metrics
+    for key in ("recall", "f1", "roc_auc", "pr_auc", "op_recall", "op_specificity"):
+        assert m[f"test_{key}_ci_low"] <= m[f"test_{key}"] <= m[f"test_{key}_ci_high"]
+    assert 0 <= m["op_threshold"] <= 1 and m["val_op_recall"] >= 0.9
+    assert 0 <= m["test_ece"] <= 1 and m["n_seeds"] == 2
+    assert "test_recall_mean" in m and "test_recall_std" in m
+    assert {"plots/reliability.png"} <= {
+        a.path for a in client.list_artifacts(simple.info.run_id, "plots")
+    }
+    repeats = _runs("tiny", "repeat")
+    assert sorted(r.info.run_name for r in repeats) == [
+        "resnet18-scratch/seed-8",
+        "simple_cnn/seed-8",
+    ]  # seed 7 is the searched model itself
+
+    _, y, probs = read_predictions(client, simple.info.run_id)
+    again = classification_metrics(y, probs, ("normal", "pneumonia"))
+    for key, value in again.items():
+        assert value == pytest.approx(m[f"test_{key}"])
+    intervals = bootstrap_intervals(y, probs, n_resamples=300, seed=7)
+    assert intervals["recall"] == pytest.approx((m["test_recall_ci_low"], m["test_recall_ci_high"]))
+
+    rows = _leaderboard(capsys, "--config", str(tmp_path / "e.yaml"), "--resamples", "500")
+    champion, other = rows
+    assert champion["group"] == "A" and champion["champion"]
+    assert other["group"] in ("A", "B") and 0 <= other["p_holm"] <= 1
+    _, y_c, probs_c = read_predictions(client, champion["run_id"])
+    _, _, probs_o = read_predictions(client, other["run_id"])
+    cmp = paired_comparison(
+        y_c, probs_o, probs_c, "recall", n_resamples=500, seed=int(champion["seed"])
+    )
+    assert other["vs_champion_diff"] == pytest.approx(cmp.difference)
+    assert other["vs_champion_ci_low"] == pytest.approx(cmp.diff_ci[0])
+    assert other["p_mcnemar"] == pytest.approx(cmp.p_mcnemar)
+    assert np.isfinite(other["p_delong"])
+    ranked_by_mean = [r["test_recall_mean"] for r in rows]
+    assert ranked_by_mean == sorted(ranked_by_mean, reverse=True)
+    assert main(["leaderboard", "--config", str(tmp_path / "e.yaml"), "--metric", "op_recall"]) == 0

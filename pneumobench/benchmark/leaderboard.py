@@ -1,6 +1,9 @@
 """The ranking: one row per model (its latest final evaluation), read through MLflow's search API.
 
-Nothing here imports torch: reading a leaderboard takes seconds, not a model zoo.
+Besides point estimates it says how sure the ranking is: each metric's bootstrap interval (logged
+at evaluation time), and a paired comparison of every model with the champion on the same test
+images, recomputed here from the logged predictions CSVs (McNemar, DeLong, paired bootstrap,
+Holm-adjusted). Nothing here imports torch: reading a leaderboard takes seconds.
 """
 
 from __future__ import annotations
@@ -9,23 +12,28 @@ import csv
 import io
 import json
 import math
+import tempfile
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from pneumobench.benchmark import tracking as T
 from pneumobench.benchmark.metrics import LEADERBOARD_METRICS
 from pneumobench.errors import ConfigError, TrackingError
 
+RANKABLE = (*LEADERBOARD_METRICS, "op_recall", "op_specificity")
 TIEBREAK = ("test_f1", "test_roc_auc")
 FORMATS = ("table", "json", "csv", "markdown")
+PREDICTIONS = "predictions/test_predictions.csv"
 
 
 def normalize_metric(metric: str) -> str:
     name = metric.removeprefix("test_")
-    if name not in LEADERBOARD_METRICS:
+    if name not in RANKABLE:
         raise ConfigError(
-            f"unknown leaderboard metric '{metric}'; choose one of {', '.join(LEADERBOARD_METRICS)} "
-            "(with or without the test_ prefix)"
+            f"unknown leaderboard metric '{metric}'; choose one of {', '.join(RANKABLE)} "
+            "(with or without the test_ prefix; op_* are at the validation-chosen threshold)"
         )
     return f"test_{name}"
 
@@ -33,7 +41,6 @@ def normalize_metric(metric: str) -> str:
 def _check_store(uri: str) -> None:
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
-        path = path if path.is_absolute() or uri.startswith("sqlite:////") else path.resolve()
         if not path.is_file():
             raise TrackingError(
                 f"no MLflow store at {path.resolve()}: run `pneumobench run experiments.yaml` in "
@@ -41,8 +48,20 @@ def _check_store(uri: str) -> None:
             )
 
 
+def rank_value(row: dict[str, Any], key: str) -> float:
+    """With repeated seeds the mean ranks; otherwise the single final model's value."""
+    value = row.get(f"{key}_mean", row.get(key, math.nan))
+    return float(value) if value is not None else math.nan
+
+
 def load_leaderboard(
-    experiment: str, metric: str = "recall", tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str,
+    metric: str = "recall",
+    tracking_uri: str = "sqlite:///mlflow.db",
+    *,
+    compare: bool = True,
+    n_resamples: int = 2000,
+    alpha: float = 0.05,
 ) -> list[dict[str, Any]]:
     import mlflow
 
@@ -73,7 +92,7 @@ def load_leaderboard(
     rows = [_row(run) for run in latest.values()]
 
     def sort_key(row: dict[str, Any]) -> tuple:
-        values = [row.get(k, math.nan) for k in (key, *TIEBREAK)]
+        values = [rank_value(row, k) for k in (key, *TIEBREAK)]
         return (
             row["status"] != "evaluated",
             *[-v if not math.isnan(v) else math.inf for v in values],
@@ -83,7 +102,64 @@ def load_leaderboard(
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank if row["status"] == "evaluated" else None
         row["champion"] = rank == 1 and row["status"] == "evaluated"
+    evaluated = [r for r in rows if r["status"] == "evaluated"]
+    if compare and len(evaluated) > 1:
+        compare_with_champion(client, evaluated, key, n_resamples=n_resamples, alpha=alpha)
     return rows
+
+
+def read_predictions(client: Any, run_id: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(paths, y_true, probabilities) from a final model's logged predictions CSV."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = client.download_artifacts(run_id, PREDICTIONS, tmp)
+        with open(local, newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader)
+            rows = list(reader)
+    prob_columns = [i for i, name in enumerate(header) if name.startswith("p_")]
+    paths = [r[0] for r in rows]
+    y = np.array([int(r[1]) for r in rows])
+    probs = np.array([[float(r[i]) for i in prob_columns] for r in rows])
+    return paths, y, probs
+
+
+def compare_with_champion(
+    client: Any, rows: list[dict[str, Any]], key: str, *, n_resamples: int, alpha: float
+) -> None:
+    """Annotate rows in place: difference to the champion, its interval, p-values, group."""
+    from pneumobench.benchmark.statistics import holm_adjust, paired_comparison
+
+    metric = key.removeprefix("test_")
+    champion = rows[0]
+    paths_c, y_c, probs_c = read_predictions(client, champion["run_id"])
+    seed = int(champion.get("seed") or 0)
+    pending: list[tuple[dict[str, Any], float]] = []
+    for row in rows[1:]:
+        paths, y, probs = read_predictions(client, row["run_id"])
+        if paths != paths_c or not np.array_equal(y, y_c):
+            row["comparison_note"] = "not the same test images as the champion: not compared"
+            continue
+        thresholds = (row.get("op_threshold", 0.5), champion.get("op_threshold", 0.5))
+        cmp = paired_comparison(
+            y, probs, probs_c, metric, n_resamples=n_resamples, seed=seed, thresholds=thresholds
+        )
+        row.update(
+            vs_champion_diff=cmp.difference,
+            vs_champion_ci_low=cmp.diff_ci[0],
+            vs_champion_ci_high=cmp.diff_ci[1],
+            p_bootstrap=cmp.p_bootstrap,
+            p_mcnemar=cmp.p_mcnemar,
+            mcnemar_discordant=[cmp.mcnemar_b, cmp.mcnemar_c],
+            p_delong=cmp.p_delong,
+        )
+        # The test of the ranking metric: DeLong for ROC AUC, the paired bootstrap otherwise.
+        pending.append((row, cmp.p_delong if metric == "roc_auc" else cmp.p_bootstrap))
+    adjusted = holm_adjust([p if math.isfinite(p) else 1.0 for _, p in pending])
+    champion["group"] = "A"
+    champion["significantly_worse"] = False
+    for (row, p), p_adj in zip(pending, adjusted, strict=True):
+        worse = p_adj < alpha and row["vs_champion_diff"] < 0
+        row.update(p_value=p, p_holm=p_adj, significantly_worse=worse, group="B" if worse else "A")
 
 
 def _row(run: Any) -> dict[str, Any]:
@@ -100,78 +176,120 @@ def _row(run: Any) -> dict[str, Any]:
         "image_size": tags.get("image_size"),
         "dataset_digest": tags.get("dataset_digest"),
         "seed": tags.get("seed"),
+        "fail_reason": tags.get("pneumobench.fail_reason"),
     }
-    row.update({k: v for k, v in sorted(metrics.items()) if k.startswith(("test_", "best_val_"))})
+    prefixes = ("test_", "best_val_", "op_threshold", "val_op_", "n_seeds")
+    row.update({k: v for k, v in sorted(metrics.items()) if k.startswith(prefixes)})
     return row
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+def _columns(key: str) -> list[str]:
+    others = [f"test_{m}" for m in LEADERBOARD_METRICS if f"test_{m}" != key]
+    return ["rank", "model", key, "vs_champion", "group", *others]
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+    return "" if value is None else str(value)
+
+
+def _cell(row: dict[str, Any], column: str, key: str) -> str:
+    if row["status"] != "evaluated":
+        return {"rank": "-", "model": row["model"], key: "failed"}.get(column, "")
+    if column == key:
+        low, high = row.get(f"{key}_ci_low"), row.get(f"{key}_ci_high")
+        text = _fmt(row.get(key))
+        if f"{key}_mean" in row and row.get("n_seeds", 0) > 1:
+            text = f"{_fmt(row[f'{key}_mean'])}±{_fmt(row.get(f'{key}_std'))} (seed {text})"
+        return f"{text} [{_fmt(low)}, {_fmt(high)}]" if low is not None else text
+    if column == "vs_champion":
+        if row.get("champion"):
+            return "champion"
+        if "vs_champion_diff" not in row:
+            return row.get("comparison_note", "")
+        return (
+            f"{row['vs_champion_diff']:+.3f} [{row['vs_champion_ci_low']:+.3f}, "
+            f"{row['vs_champion_ci_high']:+.3f}] p={_fmt(row['p_holm'])}"
+        )
+    if column == "rank":
+        return _fmt(row.get("rank"))
+    return _fmt(row.get(column))
 
 
 def render(rows: list[dict[str, Any]], fmt: str, metric: str) -> str:
     key = normalize_metric(metric)
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str)
-    columns = [
-        "rank",
-        "model",
-        key,
-        *[f"test_{m}" for m in LEADERBOARD_METRICS if f"test_{m}" != key],
-    ]
+    columns = _columns(key)
     if fmt == "csv":
+        fields = [
+            *columns[:3],
+            f"{key}_ci_low",
+            f"{key}_ci_high",
+            "vs_champion_diff",
+            "vs_champion_ci_low",
+            "vs_champion_ci_high",
+            "p_holm",
+            "significantly_worse",
+            "group",
+            *columns[5:],
+            "status",
+            "run_id",
+            "champion",
+        ]
         out = io.StringIO()
-        writer = csv.DictWriter(
-            out, fieldnames=[*columns, "status", "run_id", "champion"], extrasaction="ignore"
-        )
+        writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
         return out.getvalue()
     if fmt == "markdown":
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines = [
+            "| " + " | ".join(c.removeprefix("test_") for c in columns) + " |",
+            "|" + "---|" * len(columns),
+        ]
         for row in rows:
-            cells = [_cell(row, c) for c in columns]
+            cells = [_cell(row, c, key) for c in columns]
             if row["champion"]:
-                cells[1] = f"**{cells[1]}** (champion)"
-            if row["status"] != "evaluated":
-                cells[2] = "failed"
+                cells[1] = f"**{cells[1]}**"
             lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append(_legend(key))
         return "\n".join(lines)
     raise ValueError(fmt)
 
 
-def _cell(row: dict[str, Any], column: str) -> str:
-    value = row.get(column)
-    if column == "rank":
-        return "-" if value is None else str(value)
-    if row["status"] != "evaluated" and column.startswith("test_"):
-        return ""
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.4f}"
-    return "" if value is None else str(value)
+def _legend(key: str) -> str:
+    return (
+        f"Ranked by {key} (ties: test_f1, test_roc_auc), 95% stratified-bootstrap interval in "
+        "brackets. vs_champion: paired difference on the same test images [bootstrap interval], "
+        "Holm-adjusted p (DeLong for roc_auc, paired bootstrap otherwise). Group A: cannot be told "
+        "apart from the champion; B: significantly worse."
+    )
 
 
 def rich_table(rows: list[dict[str, Any]], metric: str, title: str) -> Any:
     from rich.table import Table
 
     key = normalize_metric(metric)
-    table = Table(
-        title=title,
-        caption=f"ranked by {key}, ties by test_f1 then test_roc_auc; "
-        "test set touched once per model",
-    )
-    columns = [
-        "rank",
-        "model",
-        key,
-        *[f"test_{m}" for m in LEADERBOARD_METRICS if f"test_{m}" != key],
-    ]
+    table = Table(title=title, caption=_legend(key))
+    columns = _columns(key)
     for c in columns:
-        table.add_column(c.removeprefix("test_"), justify="left" if c == "model" else "right")
+        table.add_column(
+            c.removeprefix("test_"), justify="left" if c in ("model", "vs_champion") else "right"
+        )
     for row in rows:
-        cells = [_cell(row, c) for c in columns]
+        cells = [_cell(row, c, key) for c in columns]
         style = None
         if row["champion"]:
             cells[1] = f"★ {cells[1]}"
             style = "bold green"
-        if row["status"] != "evaluated":
-            cells[2] = "failed"
+        elif row["status"] != "evaluated":
             style = "red"
+        elif row.get("significantly_worse"):
+            style = "dim"
         table.add_row(*cells, style=style)
     return table

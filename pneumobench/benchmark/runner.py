@@ -22,7 +22,12 @@ from rich.console import Console
 from pneumobench import __version__
 from pneumobench.benchmark import tracking as T
 from pneumobench.benchmark.device import resolve_device
-from pneumobench.benchmark.evaluation import evaluate_test, figures
+from pneumobench.benchmark.evaluation import (
+    HeldOutResult,
+    evaluate_test,
+    figures,
+    metrics_to_log,
+)
 from pneumobench.benchmark.recovery import (
     RUN_ATTR,
     WORKER_ATTR,
@@ -33,7 +38,7 @@ from pneumobench.benchmark.recovery import (
 from pneumobench.benchmark.search import COUNTED, best_value, counted_trials, open_study, suggest
 from pneumobench.benchmark.search import study_name as make_study_name
 from pneumobench.benchmark.training import DivergedError, fit, is_better, seed_everything
-from pneumobench.config import ExperimentConfig, ModelEntry
+from pneumobench.config import ExperimentConfig, ModelEntry, ProtocolConfig
 from pneumobench.data import PreparedData, prepare_data
 from pneumobench.errors import ModelError, TrackingError
 from pneumobench.registry import check_model_name, create_model
@@ -386,7 +391,10 @@ class ModelBenchmark:
         model = self.build(protocol.dropout)
         model.load_state_dict(payload["state_dict"])
         model.to(self.device)
-        result = evaluate_test(model, self.data, self.device, protocol.eval_batch_size)
+        evaluation = self.config.evaluation
+        result = evaluate_test(
+            model, self.data, self.device, protocol.eval_batch_size, evaluation, self.config.seed
+        )
 
         best_params = {f"best_{k}": v for k, v in best.params.items()}
         if best_params:
@@ -398,9 +406,11 @@ class ModelBenchmark:
             {
                 f"best_{self.objective_name}": best.value,
                 "best_trial": best.number,
-                **{f"test_{k}": v for k, v in result.metrics.items() if math.isfinite(v)},
+                **metrics_to_log(result),
             }
         )
+        if evaluation.target_recall is not None:
+            mlflow.set_tag("op_target_recall", str(evaluation.target_recall))
         mlflow.log_text(
             result.predictions_csv(self.data.test.keys, self.data.class_names),
             "predictions/test_predictions.csv",
@@ -408,6 +418,8 @@ class ModelBenchmark:
         for name, fig in figures(result, self.data.class_names, self.label).items():
             mlflow.log_figure(fig, name)
         self._log_model(model)
+        if evaluation.seeds:
+            self._repeat_with_seeds(protocol, result)
         mlflow.set_tags(
             {
                 T.FINAL: "done",
@@ -425,6 +437,72 @@ class ModelBenchmark:
         return ModelOutcome(
             self.label, "evaluated", run.info.run_id if run else None, result.metrics
         )
+
+    def _repeat_with_seeds(self, protocol: ProtocolConfig, searched_result: HeldOutResult) -> None:
+        """Retrain the best hyperparameters with each seed; mean and spread of the test metrics.
+
+        Each retrained model is a final model of its own: early-stopped on validation, then
+        evaluated once on test, logged as a nested run ``<label>/seed-<s>``.
+        """
+        import mlflow
+        import numpy as np
+
+        per_seed: list[dict[str, float]] = []
+        for seed in self.config.evaluation.seeds:
+            if seed == self.config.seed:  # the searched model already is this seed's model
+                per_seed.append(dict(searched_result.metrics))
+                continue
+            seed_everything(seed)
+            model = create_model(
+                self.entry.name,
+                len(self.data.class_names),
+                pretrained=False,
+                dropout=protocol.dropout,
+                image_size=self.config.data.image_size,
+            )
+            if self._meta["pretrained_source"] != "none":
+                model.load_state_dict(self._initial_state)
+                model.pretrained_source = self._meta["pretrained_source"]
+            with mlflow.start_run(
+                experiment_id=self.experiment_id,
+                run_name=f"{self.label}/seed-{seed}",
+                nested=True,
+                tags={T.ROLE: "repeat", T.LABEL: self.label, "seed": str(seed)},
+            ):
+                mlflow.log_params(protocol.model_dump())
+                fit(
+                    model,
+                    self.data,
+                    protocol,
+                    augment=self.config.data.augment,
+                    objective=self.objective_name,
+                    direction=self.direction,
+                    device=self.device,
+                    seed=seed,
+                )
+                repeat = evaluate_test(
+                    model,
+                    self.data,
+                    self.device,
+                    protocol.eval_batch_size,
+                    self.config.evaluation.model_copy(update={"bootstrap_resamples": 100}),
+                    seed,
+                )
+                mlflow.log_metrics(
+                    {f"test_{k}": v for k, v in repeat.metrics.items() if math.isfinite(v)}
+                )
+            per_seed.append(dict(repeat.metrics))
+            self.console.print(
+                f"  {self.label} seed {seed}: test recall {repeat.metrics['recall']:.3f}, "
+                f"f1 {repeat.metrics['f1']:.3f}"
+            )
+        summary: dict[str, float] = {"n_seeds": float(len(per_seed))}
+        for key in per_seed[0]:
+            values = np.array([m[key] for m in per_seed], dtype=float)
+            if np.isfinite(values).all():
+                summary[f"test_{key}_mean"] = float(values.mean())
+                summary[f"test_{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        mlflow.log_metrics(summary)
 
     def _log_model(self, model: torch.nn.Module) -> None:
         import mlflow

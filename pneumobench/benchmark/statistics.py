@@ -49,6 +49,7 @@ def _binary_vectorized(
         ranks = stats.rankdata(p, axis=1)  # Mann-Whitney form of the ROC AUC, ties averaged
         auc = ((ranks * pos).sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
     return {
+        "pr_auc": _average_precision(y, p),
         "accuracy": (tp + tn) / y.shape[1],
         "precision": precision,
         "recall": recall,
@@ -58,19 +59,29 @@ def _binary_vectorized(
     }
 
 
+def _average_precision(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """scikit-learn's average precision, row by row, vectorized: each positive contributes the
+    precision at the threshold that closes its group of tied scores."""
+    order = np.argsort(-p, axis=1, kind="stable")
+    scores = np.take_along_axis(p, order, 1)
+    labels = np.take_along_axis(y, order, 1).astype(float)
+    tp = np.cumsum(labels, 1)
+    precision = tp / np.arange(1, p.shape[1] + 1)
+    closes = np.ones(p.shape, dtype=bool)
+    closes[:, :-1] = scores[:, :-1] != scores[:, 1:]
+    index = np.where(closes, np.arange(p.shape[1]), p.shape[1] - 1)
+    group_end = np.minimum.accumulate(index[:, ::-1], axis=1)[:, ::-1]
+    at_threshold = np.take_along_axis(precision, group_end, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (labels * at_threshold).sum(1) / labels.sum(1)
+
+
 def bootstrap_distribution(
     y_true: np.ndarray, probs: np.ndarray, resamples: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Every test metric on every resample."""
     if probs.shape[1] == 2:
-        y, p = y_true[resamples], probs[:, 1][resamples]
-        out = _binary_vectorized(y, p)
-        from sklearn.metrics import average_precision_score
-
-        out["pr_auc"] = np.array(
-            [average_precision_score(yy, pp) for yy, pp in zip(y, p, strict=True)]
-        )
-        return out
+        return _binary_vectorized(y_true[resamples], probs[:, 1][resamples])
     names = tuple(str(i) for i in range(probs.shape[1]))
     rows = [classification_metrics(y_true[idx], probs[idx], names) for idx in resamples]
     return {k: np.array([r[k] for r in rows]) for k in rows[0]}
@@ -178,17 +189,35 @@ def paired_comparison(
     *,
     n_resamples: int = 2000,
     seed: int = 0,
+    thresholds: tuple[float, float] | None = None,
 ) -> PairedComparison:
-    """The same resampled test images for both models: the interval of the metric difference."""
+    """The same resampled test images for both models: the interval of the metric difference.
+
+    ``op_*`` metrics compare pneumonia-vs-normal decisions at each model's own (validation-chosen)
+    threshold, given in ``thresholds`` as (model, champion).
+    """
     y_true = np.asarray(y_true)
     resamples = stratified_resamples(y_true, n_resamples, seed)
-    a = bootstrap_distribution(y_true, probs_model, resamples)[metric]
-    b = bootstrap_distribution(y_true, probs_champion, resamples)[metric]
+    if metric.startswith("op_"):
+        if thresholds is None:
+            raise ValueError("op_* metrics need the two models' thresholds")
+        name, sick = metric.removeprefix("op_"), (y_true != 0).astype(int)
+        everything = np.arange(len(y_true))[None]
+        a, b, full_a, full_b = (
+            _binary_vectorized(sick[rows], (1 - p[:, 0])[rows], t)[name]
+            for rows in (resamples, everything)
+            for p, t in ((probs_model, thresholds[0]), (probs_champion, thresholds[1]))
+        )
+        full = float(full_a[0] - full_b[0])
+    else:
+        a = bootstrap_distribution(y_true, probs_model, resamples)[metric]
+        b = bootstrap_distribution(y_true, probs_champion, resamples)[metric]
+        names = _names(probs_model)
+        full = (
+            classification_metrics(y_true, probs_model, names)[metric]
+            - classification_metrics(y_true, probs_champion, names)[metric]
+        )
     diffs = a - b
-    full = (
-        classification_metrics(y_true, probs_model, _names(probs_model))[metric]
-        - classification_metrics(y_true, probs_champion, _names(probs_model))[metric]
-    )
     finite = diffs[np.isfinite(diffs)]
     p_boot = (
         min(1.0, 2 * min(np.mean(finite <= 0), np.mean(finite >= 0))) if len(finite) else math.nan
