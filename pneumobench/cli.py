@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # runs must work with no network
+    # An unreachable tracking server is reported in seconds, not after minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     _quiet_libraries()
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
     err = Console(stderr=True, highlight=False)
@@ -148,7 +152,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from pneumobench.benchmark.runner import run_experiment
 
     outcomes = run_experiment(config, force=args.force, console=console)
-    rows = load_leaderboard(config.name, "recall", config.tracking.uri)
+    rows = load_leaderboard(
+        config.name,
+        "recall",
+        config.tracking.uri,
+        n_resamples=config.evaluation.bootstrap_resamples,
+        alpha=config.evaluation.alpha,
+    )
     console.print(rich_table(rows, "recall", f"{config.name} leaderboard"))
     console.print(
         f"Next: [bold]mlflow ui --backend-store-uri {config.tracking.uri}[/] to compare runs, "
@@ -166,7 +176,7 @@ def _leaderboard(args: argparse.Namespace, console: Console) -> int:
     )
 
     normalize_metric(args.metric)  # a bad metric fails before anything is opened
-    name, uri = args.experiment, args.tracking_uri
+    name, uri, alpha = args.experiment, args.tracking_uri, 0.05
     config_path = args.config or (Path(DEFAULT_CONFIG) if Path(DEFAULT_CONFIG).is_file() else None)
     if config_path is not None and (name is None or uri is None):
         from pneumobench.config import load_config
@@ -174,12 +184,17 @@ def _leaderboard(args: argparse.Namespace, console: Console) -> int:
         config = load_config(config_path)
         name = name or config.name
         uri = uri or config.tracking.uri
+        alpha = config.evaluation.alpha
     if name is None:
         raise ConfigError(
             f"no --experiment given and no {DEFAULT_CONFIG} here to read its name from"
         )
     rows = load_leaderboard(
-        name, args.metric, absolute_sqlite(uri or "sqlite:///mlflow.db"), n_resamples=args.resamples
+        name,
+        args.metric,
+        absolute_sqlite(uri or "sqlite:///mlflow.db"),
+        n_resamples=args.resamples,
+        alpha=alpha,
     )
     if args.format == "table":
         console.print(rich_table(rows, args.metric, f"{name} leaderboard"))

@@ -78,6 +78,9 @@ class DataConfig(StrictModel):
         description="keep at most this many images per (split, class), chosen with the seed: "
         "for smoke runs; recorded with every result",
     )
+    on_bad_image: Literal["error", "skip"] = Field(
+        "error", description="unreadable image: stop and name it, or leave it out and log it"
+    )
     augment: AugmentConfig = AugmentConfig()
     cache_dir: Path = Field(Path(".pneumobench/cache"), description="decoded-image cache")
 

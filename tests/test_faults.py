@@ -105,3 +105,170 @@ def test_interrupted_run_resumes_without_loss_or_duplicates(
     killed_run = next(r for r in _trial_runs() if r.info.run_name == "simple_cnn/trial-001")
     assert killed_run.info.status in ("FAILED", "KILLED")
     assert killed_run.data.tags["pneumobench.trial_state"] in ("FAIL", "INTERRUPTED")
+
+
+# --- bad data and bad settings: one readable message naming the culprit, exit code 2 ---------
+
+
+def _break_truncated(root: Path) -> str:
+    victim = next((root / "train" / "NORMAL").glob("*.jpeg"))
+    victim.write_bytes(victim.read_bytes()[:50])
+    return victim.name
+
+
+def _break_empty_class(root: Path) -> str:
+    for f in (root / "test" / "NORMAL").iterdir():
+        f.unlink()
+    return "NORMAL: class folder holds no images"
+
+
+def _break_missing_split(root: Path) -> str:
+    import shutil
+
+    shutil.rmtree(root / "test")
+    return "missing split folder(s) test"
+
+
+def _break_unknown_class(root: Path) -> str:
+    (root / "train" / "COVID").mkdir()
+    return "unknown class folder(s) covid"
+
+
+def _break_stray_file(root: Path) -> str:
+    (root / "train" / "PNEUMONIA" / "labels.csv").write_text("a,b\n")
+    return "labels.csv: not an image"
+
+
+@pytest.mark.parametrize(
+    "breaker",
+    [
+        _break_truncated,
+        _break_empty_class,
+        _break_missing_split,
+        _break_unknown_class,
+        _break_stray_file,
+    ],
+    ids=["truncated", "empty-class", "missing-split", "unknown-class", "stray-file"],
+)
+def test_bad_data_names_the_culprit_and_exits_2(
+    tmp_path: Path, fake_kermany: Path, capsys: pytest.CaptureFixture[str], breaker
+) -> None:
+    from pneumobench.cli import main
+
+    culprit = breaker(fake_kermany)
+    config = write_config(tmp_path / "exp.yaml", tiny_config(fake_kermany))
+    assert main(["run", str(config)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert culprit in err and "Traceback" not in err
+
+
+def test_skip_bad_images_and_report_leaks(
+    tmp_path: Path, fake_kermany: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from pneumobench.cli import main
+
+    bad = _break_truncated(fake_kermany)
+    (fake_kermany / "train" / "NORMAL" / ".DS_Store").write_text("litter")  # ignored quietly
+    leaked = next((fake_kermany / "test" / "PNEUMONIA").glob("*.jpeg"))
+    shutil.copy(leaked, fake_kermany / "train" / "PNEUMONIA" / "person77_bacteria_1.jpeg")
+    raw = tiny_config(fake_kermany, models=["simple_cnn"])
+    raw["data"]["on_bad_image"] = "skip"
+    raw["search"]["n_trials"] = 1
+    assert main(["run", str(write_config(tmp_path / "exp.yaml", raw))]) == 0
+    out = capsys.readouterr().out
+    assert "skipped" in out and bad in out and "identical files across splits" in out
+    client = mlflow.MlflowClient(store_uri())
+    (parent,) = client.search_runs(
+        [client.get_experiment_by_name("tiny").experiment_id], "tags.`pneumobench.role` = 'model'"
+    )
+    assert parent.data.params["data.skipped_images"] == "1"
+    assert parent.data.params["data.duplicate_groups_across_splits"] == "1"
+    listed = Path(client.download_artifacts(parent.info.run_id, "data/skipped_images.txt"))
+    assert bad in listed.read_text()
+    leaks = Path(client.download_artifacts(parent.info.run_id, "data/duplicates_across_splits.csv"))
+    assert leaked.name in leaks.read_text()
+
+
+def test_unreachable_tracking_and_storage_exit_2(
+    tmp_path: Path,
+    fake_kermany: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pneumobench.cli import main
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    config = write_config(tmp_path / "exp.yaml", tiny_config(fake_kermany))
+    assert main(["run", str(config), "--tracking-uri", "http://127.0.0.1:9"]) == 2
+    assert "cannot reach the MLflow tracking store http://127.0.0.1:9" in capsys.readouterr().err
+    assert main(["run", str(config), "--storage", "nosuchdb://x/y"]) == 2
+    assert "cannot open the Optuna storage nosuchdb://x/y" in capsys.readouterr().err
+
+
+def test_oom_and_nan_trials_are_recorded_and_the_study_completes(
+    tmp_path: Path, fake_kermany: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from pneumobench.benchmark import runner
+    from pneumobench.cli import main
+
+    real_fit = runner.fit
+    calls = {"n": 0}
+
+    def faulty_fit(model, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if calls["n"] == 2:
+            with torch.no_grad():
+                model.head[1].weight.fill_(float("nan"))
+        return real_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "fit", faulty_fit)
+    raw = tiny_config(fake_kermany, models=["simple_cnn"])
+    raw["search"]["n_trials"] = 3
+    assert main(["run", str(write_config(tmp_path / "exp.yaml", raw))]) == 0
+    study = optuna.load_study(study_name="tiny/simple_cnn", storage=storage_uri())
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
+    runs = {r.info.run_name: r for r in _trial_runs()}
+    oom = runs["simple_cnn/trial-000"].data.tags["pneumobench.fail_reason"]
+    assert "out of memory" in oom and "smaller protocol.batch_size" in oom
+    assert "nan" in runs["simple_cnn/trial-001"].data.tags["pneumobench.fail_reason"]
+    assert runs["simple_cnn/trial-000"].info.status == "FAILED"
+
+
+def test_a_model_whose_every_trial_fails_is_listed_as_failed(
+    tmp_path: Path,
+    fake_kermany: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from pneumobench.benchmark import runner
+    from pneumobench.benchmark.training import DivergedError
+    from pneumobench.cli import main
+
+    real_fit = runner.fit
+
+    def fit_except_resnet(model, *args, **kwargs):
+        if model.registry_name == "resnet18":
+            raise DivergedError("training loss became nan in epoch 1")
+        return real_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "fit", fit_except_resnet)
+    raw = tiny_config(fake_kermany)
+    raw["search"]["n_trials"] = 1
+    config = write_config(tmp_path / "experiments.yaml", raw)
+    assert main(["run", str(config)]) == 1  # something failed: the exit code says so
+    capsys.readouterr()
+    assert main(["leaderboard", "--format", "json"]) == 0
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["simple_cnn"]["rank"] == 1
+    assert (
+        rows["resnet18-scratch"]["status"] == "failed" and rows["resnet18-scratch"]["rank"] is None
+    )

@@ -61,9 +61,7 @@ def evaluate_test(
     The operating-point threshold is chosen on VALIDATION predictions, then applied unchanged.
     """
     evaluation = evaluation or EvaluationConfig()
-    probs, _ = predict(
-        model, BatchFeeder(data.test.images, data.test.labels, device), batch_size, device
-    )
+    probs, _ = predict(model, BatchFeeder(data.test, device), batch_size, device)
     y = data.test.labels
     result = HeldOutResult(classification_metrics(y, probs, data.class_names), probs, y)
     result.intervals = bootstrap_intervals(
@@ -78,9 +76,7 @@ def evaluate_test(
         y, probs, evaluation.calibration_bins
     )
     if evaluation.target_recall is not None:
-        val_probs, _ = predict(
-            model, BatchFeeder(data.val.images, data.val.labels, device), batch_size, device
-        )
+        val_probs, _ = predict(model, BatchFeeder(data.val, device), batch_size, device)
         threshold = threshold_for_recall(
             data.val.labels != 0, 1 - val_probs[:, 0], evaluation.target_recall
         )

@@ -197,6 +197,10 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return "" if value is None else str(value)
 
 
+def _p(value: float) -> str:
+    return "p<0.001" if value < 0.001 else f"p={value:.3f}"
+
+
 def _cell(row: dict[str, Any], column: str, key: str) -> str:
     if row["status"] != "evaluated":
         return {"rank": "-", "model": row["model"], key: "failed"}.get(column, "")
@@ -213,7 +217,7 @@ def _cell(row: dict[str, Any], column: str, key: str) -> str:
             return row.get("comparison_note", "")
         return (
             f"{row['vs_champion_diff']:+.3f} [{row['vs_champion_ci_low']:+.3f}, "
-            f"{row['vs_champion_ci_high']:+.3f}] p={_fmt(row['p_holm'])}"
+            f"{row['vs_champion_ci_high']:+.3f}] {_p(row['p_holm'])}"
         )
     if column == "rank":
         return _fmt(row.get("rank"))
@@ -275,7 +279,9 @@ def rich_table(rows: list[dict[str, Any]], metric: str, title: str) -> Any:
     from rich.table import Table
 
     key = normalize_metric(metric)
-    table = Table(title=title, caption=_legend(key))
+    from rich.markup import escape
+
+    table = Table(title=title, caption=escape(_legend(key)))
     columns = _columns(key)
     for c in columns:
         table.add_column(

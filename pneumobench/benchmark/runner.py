@@ -35,7 +35,14 @@ from pneumobench.benchmark.recovery import (
     fail_dead_local_trials,
     this_worker,
 )
-from pneumobench.benchmark.search import COUNTED, best_value, counted_trials, open_study, suggest
+from pneumobench.benchmark.search import (
+    COUNTED,
+    best_value,
+    counted_trials,
+    make_storage,
+    open_study,
+    suggest,
+)
 from pneumobench.benchmark.search import study_name as make_study_name
 from pneumobench.benchmark.training import DivergedError, fit, is_better, seed_everything
 from pneumobench.config import ExperimentConfig, ModelEntry, ProtocolConfig
@@ -63,6 +70,7 @@ def run_experiment(
     device = resolve_device(config.device)
     for entry in config.models:  # fail on a misspelt model before any minute of training
         check_model_name(entry.name)
+    make_storage(config.search.storage)  # an unreachable storage fails before any work
     T.configure_tracking(config.tracking.uri)
     experiment_id = T.ensure_experiment(
         config.name, config.tracking.uri, config.tracking.artifact_location
@@ -81,6 +89,10 @@ def run_experiment(
     )
     for note in data.notes:
         console.print(f"  [dim]{note}[/]")
+    for line in data.skipped[:10]:
+        console.print(f"  [yellow]skipped[/] {line}")
+    for group in data.leaks[:5]:
+        console.print(f"  [yellow]identical files across splits:[/] {', '.join(group)}")
     outcomes = []
     for entry in config.models:
         bench = ModelBenchmark(config, entry, data, experiment_id, device, console)
@@ -216,6 +228,20 @@ class ModelBenchmark:
         mlflow.log_params(params)
         mlflow.log_params({f"data.{k}": v for k, v in data.summary().items()})
         mlflow.log_text(data.split_csv(), "data/split.csv")
+        mlflow.log_params(
+            {
+                "data.skipped_images": len(data.skipped),
+                "data.duplicate_groups_across_splits": len(data.leaks),
+            }
+        )
+        if data.skipped:
+            mlflow.log_text("\n".join(data.skipped) + "\n", "data/skipped_images.txt")
+        if data.leaks:
+            rows = [f"{g},{member}" for g, group in enumerate(data.leaks) for member in group]
+            mlflow.log_text(
+                "group,split_and_path\n" + "\n".join(rows) + "\n",
+                "data/duplicates_across_splits.csv",
+            )
 
     def _search_and_evaluate(self, parent_id: str) -> ModelOutcome:
         import mlflow

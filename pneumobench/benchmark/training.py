@@ -74,8 +74,8 @@ def fit(
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    train = BatchFeeder(data.train.images, data.train.labels, device, augment)
-    val = BatchFeeder(data.val.images, data.val.labels, device)
+    train = BatchFeeder(data.train, device, augment)
+    val = BatchFeeder(data.val, device)
 
     weight = None
     if protocol.class_weights == "balanced":
@@ -105,18 +105,9 @@ def fit(
         frozen = epoch <= freeze_epochs
         _set_backbone_trainable(model, not frozen)
         started = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        for x, y in train.batches(protocol.batch_size, shuffle=True, generator=generator):
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device):
-                loss = criterion(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            loss_sum += loss.detach() * len(y)
-        train_loss = float(loss_sum) / len(train)  # one device sync per epoch
+        train_loss = train_one_epoch(
+            model, train, optimizer, criterion, scaler, protocol.batch_size, generator, device
+        )
         seconds = time.perf_counter() - started
         if not math.isfinite(train_loss):
             raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
@@ -151,6 +142,31 @@ def fit(
     best.history = history
     model.load_state_dict(best.state_dict)
     return best
+
+
+def train_one_epoch(
+    model: nn.Module,
+    train: BatchFeeder,
+    optimizer: torch.optim.Optimizer,
+    criterion: nn.Module,
+    scaler: torch.amp.GradScaler,
+    batch_size: int,
+    generator: torch.Generator,
+    device: torch.device,
+) -> float:
+    """The hot loop: no per-step host sync; the mean loss is read once at the end."""
+    loss_sum = torch.zeros((), device=device)
+    for x, y in train.batches(batch_size, shuffle=True, generator=generator):
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device):
+            loss = criterion(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        loss_sum += loss.detach() * len(y)
+    return float(loss_sum) / len(train)
 
 
 @torch.inference_mode()

@@ -14,20 +14,27 @@ import torch
 import torch.nn.functional as F
 
 from pneumobench.config import AugmentConfig
+from pneumobench.data.prepare import Split
 
 
 class BatchFeeder:
+    """Batches of one split. On CPU the split stays a view of the shared decode cache (rows are
+    gathered per batch); on a GPU the split is uploaded once and gathered there."""
+
     def __init__(
         self,
-        images: np.ndarray,
-        labels: np.ndarray,
+        split: Split,
         device: torch.device,
         augment: AugmentConfig | None = None,
     ) -> None:
-        pin = device.type == "cuda"
-        host = torch.from_numpy(np.ascontiguousarray(images))
-        self.images = (host.pin_memory() if pin else host).to(device, non_blocking=True)
-        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
+        if device.type == "cuda":
+            host = torch.from_numpy(np.ascontiguousarray(split.images)).pin_memory()
+            self.images = host.to(device, non_blocking=True)
+            self.rows = torch.arange(len(split), device=device)
+        else:
+            self.images = torch.from_numpy(split.source)  # zero-copy view of the cache
+            self.rows = torch.from_numpy(np.asarray(split.index, dtype=np.int64))
+        self.labels = torch.from_numpy(np.asarray(split.labels, dtype=np.int64)).to(device)
         self.device = device
         self.augment = augment if augment is not None and augment.enabled else None
 
@@ -45,7 +52,7 @@ class BatchFeeder:
         )
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            x = self.images[idx].unsqueeze(1).float().div_(255.0)
+            x = self.images[self.rows[idx]].unsqueeze(1).float().div_(255.0)
             if self.augment is not None:
                 x = random_affine(x, self.augment, generator)
             yield x, self.labels[idx]

@@ -1,49 +1,61 @@
 """Decoded images, kept once per (data content, image size): in memory for this process and as a
-memory-mapped ``.npy`` on disk for the next one. Every trial and model of a run shares them."""
+memory-mapped ``.npy`` on disk for the next one. Every trial and model of a run shares them.
+
+The mapping is copy-on-write (``mmap_mode="c"``): pages are shared with the page cache and never
+written back, and tensors can wrap the array without a copy."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-_MEMORY: dict[str, np.ndarray] = {}
+_MEMORY: dict[str, tuple[np.ndarray, dict]] = {}
 
 
 def cache_key(fingerprint: str, size: int) -> str:
     return hashlib.sha256(f"v1|{fingerprint}|{size}|L".encode()).hexdigest()[:24]
 
 
-def cached_array(key: str, cache_dir: Path | None, build: Callable[[], np.ndarray]) -> np.ndarray:
-    """Return the array for ``key``, building it at most once per machine (until data changes)."""
+def cached_array(
+    key: str, cache_dir: Path | None, build: Callable[[], tuple[np.ndarray, dict]]
+) -> tuple[np.ndarray, dict]:
+    """The array for ``key`` (and its JSON side notes, e.g. unreadable files), built at most once
+    per machine until the data changes."""
     if key in _MEMORY:
         return _MEMORY[key]
     path = cache_dir / f"images-{key}.npy" if cache_dir else None
-    array = None
-    if path is not None and path.is_file():
-        try:
-            array = np.load(path, mmap_mode="r")
-        except (OSError, ValueError):  # a damaged cache file is rebuilt, never trusted
-            array = None
-    if array is None:
-        array = build()
-        if path is not None:
-            _atomic_save(path, array)
-            array = np.load(path, mmap_mode="r")
-    _MEMORY[key] = array
-    return array
+    notes_path = path.with_suffix(".json") if path is not None else None
+    entry = None
+    if path is not None and path.is_file() and notes_path is not None and notes_path.is_file():
+        try:  # a damaged cache file is rebuilt, never trusted
+            entry = (np.load(path, mmap_mode="c"), json.loads(notes_path.read_text()))
+        except (OSError, ValueError):
+            entry = None
+    if entry is None:
+        array, notes = build()
+        if path is not None and notes_path is not None:
+            _atomic_write(notes_path, lambda fh: fh.write(json.dumps(notes).encode()))
+            _atomic_write(path, lambda fh: np.save(fh, array))  # written last: marks completion
+            array = np.load(path, mmap_mode="c")
+        entry = (array, notes)
+    _MEMORY[key] = entry
+    return entry
 
 
-def _atomic_save(path: Path, array: np.ndarray) -> None:
+def _atomic_write(path: Path, write: Callable[[Any], object]) -> None:
+    """Temp file + rename: a crash mid-write never leaves a half file that looks whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
+            write(fh)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -11,7 +11,7 @@ import numpy as np
 
 from pneumobench.config import ExperimentConfig
 from pneumobench.data.cache import cache_key, cached_array
-from pneumobench.data.decode import decode_many
+from pneumobench.data.decode import decode_many, unreadable_error
 from pneumobench.data.folder import scan_folder
 from pneumobench.data.medmnist_source import load_medmnist
 from pneumobench.data.records import ImageRecord, records_digest
@@ -20,13 +20,21 @@ from pneumobench.data.split import carve_validation
 
 @dataclass
 class Split:
-    images: np.ndarray  # (N, H, W) uint8, grey
+    """One split as indices into the shared decoded-image array: no copy of the pixels."""
+
+    source: np.ndarray  # (all images, H, W) uint8 grey: the decode cache, shared by the splits
+    index: np.ndarray  # (N,) rows of ``source`` in this split
     labels: np.ndarray  # (N,) int64
     keys: list[str]
     patients: list[str]
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def images(self) -> np.ndarray:
+        """A copy of this split's images, (N, H, W) uint8."""
+        return np.asarray(self.source[self.index])
 
 
 @dataclass
@@ -40,6 +48,8 @@ class PreparedData:
     root: Path
     digest: str  # identity of the images, labels and split assignment
     notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out, with reasons
+    leaks: list[list[str]] = field(default_factory=list)  # byte-identical files in several splits
 
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "val": self.val, "test": self.test}
@@ -70,14 +80,19 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
     size = data.image_size
     cache_dir = Path(data.cache_dir).expanduser()
     notes: list[str] = []
+    skipped: list[str] = []
+    excluded: set[int] = set()
+    decode_notes: dict = {}
 
     if data.source == "medmnist":
         records, raw = load_medmnist(root)
         stat = (root if root.suffix == ".npz" else root / "pneumoniamnist.npz").stat()
         fingerprint = f"{records_digest(records)}|{stat.st_size}|{stat.st_mtime_ns}"
         records, raw = _limit(records, raw, data.limit_per_class, config.seed)
-        images = cached_array(
-            cache_key(fingerprint + _limit_tag(config), size), cache_dir, lambda: _resize(raw, size)
+        images, decode_notes = cached_array(
+            cache_key(fingerprint + _limit_tag(config), size),
+            cache_dir,
+            lambda: (_resize(raw, size), {}),
         )
         notes.append("MedMNIST has no patient ids: its official val split is used as it is")
     else:
@@ -88,13 +103,23 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
         fingerprint = records_digest(
             records, "|".join(f"{s.st_size}:{s.st_mtime_ns}" for s in stats)
         )
-        images = cached_array(
+        images, decode_notes = cached_array(
             cache_key(fingerprint, size), cache_dir, lambda: decode_many(paths, size)
         )
+        bad = [(int(i), str(reason)) for i, reason in decode_notes.get("bad", [])]
+        if bad and data.on_bad_image == "error":
+            raise unreadable_error([f"{paths[i]}: {reason}" for i, reason in bad])
+        for i, reason in bad:
+            skipped.append(f"{records[i].key}: {reason}")
+        if bad:
+            notes.append(f"{len(bad)} unreadable image(s) left out (data.on_bad_image: skip)")
+        excluded = {i for i, _ in bad}
 
     labels = np.array([r.label for r in records], dtype=np.int64)
     by_split = {
-        s: np.array([i for i, r in enumerate(records) if r.split == s], dtype=np.int64)
+        s: np.array(
+            [i for i, r in enumerate(records) if r.split == s and i not in excluded], dtype=np.int64
+        )
         for s in ("train", "val", "test")
     }
     if data.source == "folder" and (data.merge_official_val or len(by_split["val"]) == 0):
@@ -111,7 +136,8 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
 
     def make(idx: np.ndarray) -> Split:
         return Split(
-            images=np.ascontiguousarray(images[idx]),
+            source=images,
+            index=idx,
             labels=labels[idx],
             keys=[records[i].key for i in idx],
             patients=[records[i].patient for i in idx],
@@ -124,9 +150,35 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
         for k in sp.keys
     ]
     digest = records_digest(records, records_digest(assignment, str(size)))
+    final_split = {
+        int(i): name
+        for name, idx in (("train", train_idx), ("val", val_idx), ("test", by_split["test"]))
+        for i in idx
+    }
+    leaks = cross_split_duplicates(decode_notes.get("sha1", []), final_split, records)
+    if leaks:
+        notes.append(
+            f"{len(leaks)} group(s) of byte-identical images sit in more than one split (a leak); "
+            "listed in data/duplicates_across_splits.csv"
+        )
     return PreparedData(
-        train, val, test, config.class_names, size, data.source, root, digest, notes
+        train, val, test, config.class_names, size, data.source, root, digest, notes, skipped, leaks
     )
+
+
+def cross_split_duplicates(
+    digests: list[str], final_split: dict[int, str], records: list[ImageRecord]
+) -> list[list[str]]:
+    """Groups of byte-identical files ("split:path") that ended up in different splits."""
+    groups: dict[str, list[int]] = {}
+    for i, digest in enumerate(digests):
+        if digest and i in final_split:
+            groups.setdefault(digest, []).append(i)
+    return [
+        [f"{final_split[i]}:{records[i].key}" for i in members]
+        for members in groups.values()
+        if len({final_split[i] for i in members}) > 1
+    ]
 
 
 def _limit(
