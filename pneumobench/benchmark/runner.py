@@ -153,6 +153,21 @@ class ModelBenchmark:
         model.pretrained_source = self._meta["pretrained_source"]
         return model
 
+    def _fit(
+        self, model: torch.nn.Module, protocol: ProtocolConfig, seed: int, on_epoch: Any = None
+    ) -> Any:
+        return fit(
+            model,
+            self.data,
+            protocol,
+            augment=self.config.data.augment,
+            objective=self.objective_name,
+            direction=self.direction,
+            device=self.device,
+            seed=seed,
+            on_epoch=on_epoch,
+        )
+
     # --- the whole model ------------------------------------------------------------------
     def run(self, force: bool = False) -> ModelOutcome:
         import mlflow
@@ -321,17 +336,7 @@ class ModelBenchmark:
 
         status, state = "FAILED", "FAIL"
         try:
-            result = fit(
-                model,
-                self.data,
-                protocol,
-                augment=self.config.data.augment,
-                objective=self.objective_name,
-                direction=self.direction,
-                device=self.device,
-                seed=self.config.seed,
-                on_epoch=on_epoch,
-            )
+            result = self._fit(model, protocol, self.config.seed, on_epoch)
             if is_better(result.best_score, best_value(trial.study), self.direction):
                 self._save_checkpoint(trial.number, result.state_dict, params, result.best_score)
             status, state = "FINISHED", "COMPLETE"
@@ -496,16 +501,7 @@ class ModelBenchmark:
                 tags={T.ROLE: "repeat", T.LABEL: self.label, "seed": str(seed)},
             ):
                 mlflow.log_params(protocol.model_dump())
-                fit(
-                    model,
-                    self.data,
-                    protocol,
-                    augment=self.config.data.augment,
-                    objective=self.objective_name,
-                    direction=self.direction,
-                    device=self.device,
-                    seed=seed,
-                )
+                self._fit(model, protocol, seed)
                 repeat = evaluate_test(
                     model,
                     self.data,
