@@ -35,8 +35,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pneumobench.benchmark.device import autocast, autocast_dtype, resolve_device  # noqa: E402
-from pneumobench.benchmark.training import train_one_epoch  # noqa: E402
+from pneumobench.benchmark.device import autocast_dtype, resolve_device  # noqa: E402
+from pneumobench.benchmark.training import train_one_epoch, train_step  # noqa: E402
 from pneumobench.config import AugmentConfig, parse_config  # noqa: E402
 from pneumobench.data import prepare_data  # noqa: E402
 from pneumobench.data.batches import BatchFeeder  # noqa: E402
@@ -103,12 +103,7 @@ def upper_bound(name: str, size: int, batch: int, steps: int, device: torch.devi
         x = x.contiguous(memory_format=torch.channels_last)
 
     def step() -> None:
-        with autocast(device):
-            loss = criterion(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        train_step(model, x, y, optimizer, criterion, scaler, device)
 
     for _ in range(5):
         step()

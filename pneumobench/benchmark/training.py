@@ -159,14 +159,28 @@ def train_one_epoch(
     for x, y in train.batches(batch_size, shuffle=True, generator=generator):
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device):
-            loss = criterion(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        loss = train_step(model, x, y, optimizer, criterion, scaler, device)
         loss_sum += loss.detach() * len(y)
     return float(loss_sum) / len(train)
+
+
+def train_step(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    criterion: nn.Module,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+) -> torch.Tensor:
+    """One optimizer step under the device's precision; returns the (undetached) loss."""
+    with autocast(device):
+        loss = criterion(model(x), y)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss
 
 
 @torch.inference_mode()
