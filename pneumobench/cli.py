@@ -68,6 +68,24 @@ def _parser() -> argparse.ArgumentParser:
         help=f"read experiment name and tracking URI from it (default: {DEFAULT_CONFIG})",
     )
 
+    report = sub.add_parser(
+        "report", help="one self-contained HTML (or Markdown) report of an experiment"
+    )
+    report.add_argument(
+        "--experiment", help="MLflow experiment (default: name in experiments.yaml)"
+    )
+    report.add_argument(
+        "--out", type=Path, default=Path("report.html"), help="report.html, or a .md file"
+    )
+    report.add_argument("--metric", default="recall", help="ranking metric (as for leaderboard)")
+    report.add_argument("--tracking-uri", help="MLflow tracking URI (default: the config's)")
+    report.add_argument("--storage", help="Optuna storage URL (default: the config's)")
+    report.add_argument("--config", type=Path, default=None, help="read names and URIs from it")
+    report.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    report.add_argument(
+        "--no-log", action="store_true", help="do not attach the report to MLflow's summary run"
+    )
+
     models = sub.add_parser("models", help="list the registry")
     models.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'resnet*'")
     models.add_argument("--params", action="store_true", help="build each to count parameters")
@@ -80,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     # An unreachable tracking server is reported in seconds, not after minutes of retries.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # we say where to look
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     _quiet_libraries()
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
@@ -90,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, console)
         if args.command == "leaderboard":
             return _leaderboard(args, console)
+        if args.command == "report":
+            return _report(args, console)
         return _models(args, console)
     except PneumobenchError as exc:
         if args.debug:
@@ -119,7 +140,12 @@ def _quiet_libraries() -> None:
     import logging
     import warnings
 
-    for name in ("mlflow.pytorch", "mlflow.utils.environment", "mlflow.models.model"):
+    for name in (
+        "mlflow.pytorch",
+        "mlflow.utils.environment",
+        "mlflow.models.model",
+        "mlflow.system_metrics",
+    ):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*experimental.*", module="optuna")
 
@@ -160,11 +186,52 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         alpha=config.evaluation.alpha,
     )
     console.print(rich_table(rows, "recall", f"{config.name} leaderboard"))
-    console.print(
-        f"Next: [bold]mlflow ui --backend-store-uri {config.tracking.uri}[/] to compare runs, "
-        "[bold]pneumobench leaderboard --metric f1[/] to rank by another metric."
-    )
+    console.print(_next_steps(args.config, config.tracking.uri, config.search.storage, outcomes))
     return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def _next_steps(config_path: Path, uri: str, storage: str, outcomes: list) -> object:
+    """What happened to each model, and where to look next."""
+    from rich.table import Table
+
+    table = Table(title="done", show_header=False, box=None, padding=(0, 2))
+    for o in outcomes:
+        text = {
+            "evaluated": "searched, evaluated once on test",
+            "skipped": "already evaluated (skipped; --force evaluates again)",
+            "delegated": "searched; another worker runs its test evaluation",
+            "failed": f"[red]failed[/]: {o.message}",
+        }.get(o.status, o.status)
+        table.add_row(f"[bold]{o.label}[/]", text)
+    ui = f"open {uri}" if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}"
+    table.add_row("", "")
+    table.add_row("compare runs", f"[bold]{ui}[/]")
+    table.add_row("rank", f"[bold]pneumobench leaderboard --config {config_path} --metric f1[/]")
+    table.add_row("report", f"[bold]pneumobench report --config {config_path} --out report.html[/]")
+    table.add_row("studies", f"[bold]optuna-dashboard {storage}[/] (pip install optuna-dashboard)")
+    return table
+
+
+def _where(args: argparse.Namespace) -> tuple[str, str, str | None, float]:
+    """Experiment name, tracking URI, Optuna storage and alpha: flags first, then the config."""
+    name, uri = args.experiment, args.tracking_uri
+    storage, alpha = getattr(args, "storage", None), 0.05
+    config_path = args.config or (Path(DEFAULT_CONFIG) if Path(DEFAULT_CONFIG).is_file() else None)
+    wants_storage = args.command == "report" and storage is None
+    if config_path is not None and (args.config or not (name and uri) or wants_storage):
+        from pneumobench.config import load_config
+
+        config = load_config(config_path)
+        name = name or config.name
+        uri = uri or config.tracking.uri
+        storage = storage or config.search.storage
+        alpha = config.evaluation.alpha
+    if name is None:
+        raise ConfigError(
+            f"no --experiment given and no {DEFAULT_CONFIG} here to read its name from"
+        )
+    uri = absolute_sqlite(uri or "sqlite:///mlflow.db")
+    return name, uri, absolute_sqlite(storage) if storage else None, alpha
 
 
 def _leaderboard(args: argparse.Namespace, console: Console) -> int:
@@ -176,30 +243,33 @@ def _leaderboard(args: argparse.Namespace, console: Console) -> int:
     )
 
     normalize_metric(args.metric)  # a bad metric fails before anything is opened
-    name, uri, alpha = args.experiment, args.tracking_uri, 0.05
-    config_path = args.config or (Path(DEFAULT_CONFIG) if Path(DEFAULT_CONFIG).is_file() else None)
-    if config_path is not None and (name is None or uri is None):
-        from pneumobench.config import load_config
-
-        config = load_config(config_path)
-        name = name or config.name
-        uri = uri or config.tracking.uri
-        alpha = config.evaluation.alpha
-    if name is None:
-        raise ConfigError(
-            f"no --experiment given and no {DEFAULT_CONFIG} here to read its name from"
-        )
-    rows = load_leaderboard(
-        name,
-        args.metric,
-        absolute_sqlite(uri or "sqlite:///mlflow.db"),
-        n_resamples=args.resamples,
-        alpha=alpha,
-    )
+    name, uri, _, alpha = _where(args)
+    rows = load_leaderboard(name, args.metric, uri, n_resamples=args.resamples, alpha=alpha)
     if args.format == "table":
         console.print(rich_table(rows, args.metric, f"{name} leaderboard"))
     else:
         print(render(rows, args.format, args.metric))
+    return 0
+
+
+def _report(args: argparse.Namespace, console: Console) -> int:
+    from pneumobench.benchmark.leaderboard import normalize_metric
+    from pneumobench.benchmark.report import build_report, log_to_mlflow, write_report
+
+    normalize_metric(args.metric)
+    if args.out.suffix.lower() not in (".html", ".htm", ".md"):
+        raise ConfigError(f"--out {args.out}: name an .html or a .md file")
+    name, uri, storage, _ = _where(args)
+    report = build_report(name, uri, storage, args.metric, n_resamples=args.resamples)
+    paths = write_report(report, args.out)
+    console.print(
+        f"report: [bold]{args.out}[/] ({len(report.figures)} figures, {len(report.models)} models)"
+    )
+    for note in report.notes:
+        console.print(f"  [dim]{note}[/]")
+    if not args.no_log:
+        run_id = log_to_mlflow(report, paths)
+        console.print(f"  attached to MLflow run 'summary' ({run_id}) of experiment {name}")
     return 0
 
 

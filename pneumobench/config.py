@@ -190,6 +190,15 @@ class SearchConfig(StrictModel):
     objective: str = "val_f1"
     storage: str = "sqlite:///optuna.db"
     space: dict[str, Param] = Field(default_factory=_default_space)
+    heartbeat_interval: int = Field(
+        30, ge=1, description="seconds between a running trial's heartbeats (Optuna RDB storage)"
+    )
+    grace_period: int = Field(
+        90, ge=2, description="a trial silent this long is failed and retried by another worker"
+    )
+    poll_interval: float = Field(
+        2.0, gt=0, description="seconds between checks while other workers finish a study"
+    )
 
     @field_validator("objective")
     @classmethod
@@ -205,6 +214,15 @@ class SearchConfig(StrictModel):
     @classmethod
     def _searchable_keys(cls, space: dict[str, Any]) -> dict[str, Any]:
         return _check_space_keys(space)
+
+    @model_validator(mode="after")
+    def _grace_after_heartbeat(self) -> SearchConfig:
+        if self.grace_period <= self.heartbeat_interval:
+            raise ValueError(
+                f"grace_period ({self.grace_period}) must be longer than heartbeat_interval "
+                f"({self.heartbeat_interval}), or live trials are failed as dead"
+            )
+        return self
 
     @property
     def direction(self) -> str:
@@ -264,6 +282,15 @@ class TrackingConfig(StrictModel):
     artifact_location: str | None = Field(
         None, description="artifact root for new experiments; default ./mlruns beside a local store"
     )
+    upload_checkpoints: bool | None = Field(
+        None,
+        description="log each new best trial's weights to MLflow so that any worker can run the "
+        "final evaluation; default: only when the tracking URI is a server",
+    )
+    system_metrics: bool = Field(
+        True, description="log CPU, memory (and GPU) utilization to each trial run"
+    )
+    system_metrics_interval: float = Field(10.0, gt=0, description="seconds between samples")
 
 
 class ExperimentConfig(StrictModel):

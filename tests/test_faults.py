@@ -82,7 +82,7 @@ def test_interrupted_run_resumes_without_loss_or_duplicates(
 ) -> None:
     config = _config(tmp_path, fake_kermany)
     proc = _start(config, tmp_path)
-    _wait_for(proc, "trial 1 epoch 3:")
+    _wait_for(proc, "trial 1 epoch 3/")
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
     if sig == signal.SIGINT:
@@ -272,3 +272,22 @@ def test_a_model_whose_every_trial_fails_is_listed_as_failed(
     assert (
         rows["resnet18-scratch"]["status"] == "failed" and rows["resnet18-scratch"]["rank"] is None
     )
+
+
+def test_a_worker_with_other_data_cannot_join_the_study(
+    tmp_path: Path, fake_kermany: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pneumobench.cli import main
+
+    config = tiny_config(
+        fake_kermany,
+        models=["simple_cnn"],
+        protocol={"max_epochs": 1, "patience": 1, "batch_size": 16},
+        search={"n_trials": 1, "pruner": "none", "storage": "sqlite:///optuna.db"},
+    )
+    path = write_config(tmp_path / "experiments.yaml", config)
+    assert main(["run", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(path), "--set", "data.val_fraction=0.4"]) == 2
+    err = capsys.readouterr().err
+    assert "differ from the data" in " ".join(err.split())

@@ -224,6 +224,14 @@ def _cell(row: dict[str, Any], column: str, key: str) -> str:
     return _fmt(row.get(column))
 
 
+def table_cells(rows: list[dict[str, Any]], key: str) -> tuple[list[str], list[list[str]]]:
+    """Column headers and the text of every cell, as the table, Markdown and report show them."""
+    columns = _columns(key)
+    return [c.removeprefix("test_") for c in columns], [
+        [_cell(row, c, key) for c in columns] for row in rows
+    ]
+
+
 def render(rows: list[dict[str, Any]], fmt: str, metric: str) -> str:
     key = normalize_metric(metric)
     if fmt == "json":
@@ -251,22 +259,19 @@ def render(rows: list[dict[str, Any]], fmt: str, metric: str) -> str:
         writer.writerows(rows)
         return out.getvalue()
     if fmt == "markdown":
-        lines = [
-            "| " + " | ".join(c.removeprefix("test_") for c in columns) + " |",
-            "|" + "---|" * len(columns),
-        ]
-        for row in rows:
-            cells = [_cell(row, c, key) for c in columns]
+        headers, table = table_cells(rows, key)
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        for row, cells in zip(rows, table, strict=True):
             if row["champion"]:
                 cells[1] = f"**{cells[1]}**"
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-        lines.append(_legend(key))
+        lines.append(legend(key))
         return "\n".join(lines)
     raise ValueError(fmt)
 
 
-def _legend(key: str) -> str:
+def legend(key: str) -> str:
     return (
         f"Ranked by {key} (ties: test_f1, test_roc_auc), 95% stratified-bootstrap interval in "
         "brackets. vs_champion: paired difference on the same test images [bootstrap interval], "
@@ -281,7 +286,7 @@ def rich_table(rows: list[dict[str, Any]], metric: str, title: str) -> Any:
     key = normalize_metric(metric)
     from rich.markup import escape
 
-    table = Table(title=title, caption=escape(_legend(key)))
+    table = Table(title=title, caption=escape(legend(key)))
     columns = _columns(key)
     for c in columns:
         table.add_column(

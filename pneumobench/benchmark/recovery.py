@@ -7,6 +7,7 @@ other hosts after its grace period), and the MLflow run of every failed trial is
 
 from __future__ import annotations
 
+import copy
 import os
 import socket
 
@@ -19,8 +20,14 @@ WORKER_ATTR = "worker"
 RUN_ATTR = "mlflow_run_id"
 
 
+def host_name() -> str:
+    """This machine's name in trial records; PNEUMOBENCH_HOSTNAME overrides it (tests use it to
+    play several nodes on one machine, where only heartbeats can tell a worker is gone)."""
+    return os.environ.get("PNEUMOBENCH_HOSTNAME") or socket.gethostname()
+
+
 def this_worker() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{host_name()}:{os.getpid()}"
 
 
 def _alive(pid: int) -> bool:
@@ -33,15 +40,30 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def is_dead_local_worker(worker: str) -> bool:
+    """True for ``host:pid`` of this host whose process is gone; False if alive or elsewhere."""
+    host, _, pid = worker.rpartition(":")
+    return host == host_name() and pid.isdigit() and not _alive(int(pid))
+
+
 def fail_dead_local_trials(study: optuna.Study) -> list[int]:
-    """Fail RUNNING trials whose process on this host no longer exists; their numbers."""
-    host = socket.gethostname()
+    """Fail RUNNING trials whose process on this host no longer exists; their numbers.
+
+    They are handled as Optuna handles a trial whose heartbeat stopped, only without waiting for
+    the grace period: failed, then retried with the same parameters by the storage's callback.
+    """
+    storage = study._storage
+    retry = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
-        worker_host, _, pid = worker.rpartition(":")
-        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        if is_dead_local_worker(str(trial.user_attrs.get(WORKER_ATTR, ""))):
+            try:
+                if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another worker got there first
+            if retry is not None:
+                retry(study, copy.deepcopy(storage.get_trial(trial._trial_id)))
             failed.append(trial.number)
     return failed
 

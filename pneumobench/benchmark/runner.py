@@ -11,16 +11,19 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
+from optuna.trial import TrialState
 from rich.console import Console
 
 from pneumobench import __version__
 from pneumobench.benchmark import tracking as T
+from pneumobench.benchmark.coordination import Claims, Lease
 from pneumobench.benchmark.device import resolve_device
 from pneumobench.benchmark.evaluation import (
     HeldOutResult,
@@ -28,19 +31,22 @@ from pneumobench.benchmark.evaluation import (
     figures,
     metrics_to_log,
 )
+from pneumobench.benchmark.progress import PlainProgress, make_progress
 from pneumobench.benchmark.recovery import (
     RUN_ATTR,
     WORKER_ATTR,
     close_orphan_runs,
     fail_dead_local_trials,
+    is_dead_local_worker,
     this_worker,
 )
 from pneumobench.benchmark.search import (
-    COUNTED,
+    beats,
+    best_trial,
     best_value,
     counted_trials,
-    make_storage,
     open_study,
+    storage_for,
     suggest,
 )
 from pneumobench.benchmark.search import study_name as make_study_name
@@ -56,7 +62,7 @@ CHECKPOINT_ROOT = Path(".pneumobench/checkpoints")
 @dataclass
 class ModelOutcome:
     label: str
-    status: str  # evaluated | skipped | failed
+    status: str  # evaluated | skipped | delegated (another worker evaluates) | failed
     run_id: str | None = None
     test_metrics: dict[str, float] = field(default_factory=dict)
     message: str = ""
@@ -70,7 +76,7 @@ def run_experiment(
     device = resolve_device(config.device)
     for entry in config.models:  # fail on a misspelt model before any minute of training
         check_model_name(entry.name)
-    make_storage(config.search.storage)  # an unreachable storage fails before any work
+    claims = Claims(storage_for(config).engine)  # an unreachable storage fails before any work
     T.configure_tracking(config.tracking.uri)
     experiment_id = T.ensure_experiment(
         config.name, config.tracking.uri, config.tracking.artifact_location
@@ -94,9 +100,12 @@ def run_experiment(
     for group in data.leaks[:5]:
         console.print(f"  [yellow]identical files across splits:[/] {', '.join(group)}")
     outcomes = []
-    for entry in config.models:
-        bench = ModelBenchmark(config, entry, data, experiment_id, device, console)
-        outcomes.append(bench.run(force=force))
+    with make_progress(console) as progress:
+        for entry in config.models:
+            bench = ModelBenchmark(
+                config, entry, data, experiment_id, device, console, claims, progress
+            )
+            outcomes.append(bench.run(force=force))
     return outcomes
 
 
@@ -111,9 +120,16 @@ class ModelBenchmark:
         experiment_id: str,
         device: torch.device,
         console: Console,
+        claims: Claims,
+        progress: PlainProgress | None = None,
     ) -> None:
         self.config, self.entry, self.data = config, entry, data
         self.experiment_id, self.device, self.console = experiment_id, device, console
+        self.claims = claims
+        self.progress = progress or PlainProgress(console)
+        self.force = False
+        self._trial_index = 0
+        self._admission: Lease | None = None
         self.label = entry.key
         self.protocol = config.protocol_for(entry)
         self.space = config.space_for(entry)
@@ -172,26 +188,31 @@ class ModelBenchmark:
     def run(self, force: bool = False) -> ModelOutcome:
         import mlflow
 
-        parent = T.find_parent_run(self.experiment_id, self.label, self.study_name)
+        self.force = force
         self.build(self.protocol.dropout)  # validates weights and records the model's metadata
-        if parent is not None and parent.data.tags.get(T.FINAL) == "done" and not force:
+        parent_id, describe = self._agree_on_parent()
+        parent = mlflow.MlflowClient().get_run(parent_id)
+        digest = parent.data.tags.get("dataset_digest")
+        if digest is not None and digest != self.data.digest:
+            raise TrackingError(
+                f"{self.label}: this worker's data (digest {self.data.digest}) differ from the "
+                f"data the study '{self.study_name}' was run on (digest {digest}, run "
+                f"{parent_id}): point every worker at the same data and data settings, or use a "
+                "new experiment name for new data"
+            )
+        if parent.data.tags.get(T.FINAL) == "done" and not force:
             study = open_study(self.config, self.label, self.protocol.max_epochs)
             done = counted_trials(study)
             if done >= self.n_trials:
                 self.console.print(
                     f"[bold]{self.label}[/]: already searched ({done} trials) and evaluated on test "
-                    f"in run {parent.info.run_id}; skipping (--force evaluates again)"
+                    f"in run {parent_id}; skipping (--force evaluates again)"
                 )
-                return ModelOutcome(self.label, "skipped", parent.info.run_id)
+                return ModelOutcome(self.label, "skipped", parent_id)
 
-        run_id = parent.info.run_id if parent is not None else None
-        active = mlflow.start_run(
-            run_id=run_id,
-            experiment_id=self.experiment_id,
-            run_name=None if run_id else self.label,
-        )
+        active = mlflow.start_run(run_id=parent_id)
         try:
-            if parent is None:
+            if describe:
                 self._describe_parent()
             outcome = self._search_and_evaluate(active.info.run_id)
         except KeyboardInterrupt:
@@ -202,6 +223,49 @@ class ModelBenchmark:
             raise
         mlflow.end_run("FINISHED")
         return outcome
+
+    def _agree_on_parent(self) -> tuple[str, bool]:
+        """The one parent run of this model's study, shared by every worker; and whether this
+        worker must describe it (tags, params, data split).
+
+        Each worker that finds no parent creates a candidate run and claims the study's parent
+        slot with it; the first claim wins, the others delete their candidates and use the
+        winner's. See coordination.py.
+        """
+        import mlflow
+
+        key = f"parent:{self.study_name}"
+        client = mlflow.MlflowClient()
+        run_id = self.claims.get(key)
+        if run_id is None:
+            legacy = T.find_parent_run(self.experiment_id, self.label, self.study_name)
+            if legacy is not None:  # a store written before parents were claimed
+                return self.claims.claim(key, legacy.info.run_id), False
+            candidate = client.create_run(
+                self.experiment_id,
+                run_name=self.label,
+                tags={T.LABEL: self.label, T.STUDY: self.study_name},
+            ).info.run_id
+            run_id = self.claims.claim(key, candidate)
+            if run_id != candidate:
+                client.delete_run(candidate)
+                return run_id, False
+            return run_id, True
+        try:
+            run = client.get_run(run_id)
+        except Exception as exc:
+            raise TrackingError(
+                f"{self.label}: the parent run {run_id} recorded for study '{self.study_name}' is "
+                f"not in the tracking store {self.config.tracking.uri} ({exc}). The Optuna "
+                "storage and the MLflow store belong together: use the pair of the first run, or "
+                "a new experiment name."
+            ) from None
+        if run.info.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"{self.label}: the parent run {run_id} of study '{self.study_name}' was deleted "
+                "in MLflow: restore it (`mlflow runs restore`) or use a new experiment name"
+            )
+        return run_id, run.data.tags.get(T.ROLE) != "model"  # its creator died before describing
 
     def _describe_parent(self) -> None:
         import mlflow
@@ -224,6 +288,8 @@ class ModelBenchmark:
                 "device": str(self.device),
                 "git_commit": T.git_commit(),
                 "pneumobench_version": __version__,
+                "versions": T.library_versions(),
+                "class_names": ",".join(data.class_names),
             }
         )
         params = {f"protocol.{k}": v for k, v in self.protocol.model_dump().items()}
@@ -262,6 +328,7 @@ class ModelBenchmark:
         import mlflow
 
         study = open_study(self.config, self.label, self.protocol.max_epochs)
+        study.set_user_attr("mlflow_parent_run_id", parent_id)
         reaped = fail_dead_local_trials(study)
         if reaped:
             self.console.print(
@@ -269,43 +336,123 @@ class ModelBenchmark:
                 "crash or kill: marked failed, their slots run again"
             )
         close_orphan_runs(study)
-        done = counted_trials(study)
-        remaining = self.n_trials - done
-        if remaining > 0:
-            self.console.print(
-                f"[bold]{self.label}[/] ({self._meta['num_params'] / 1e6:.2f} M params, "
-                f"{self._meta['pretrained_source']}): {remaining} trial(s) to run"
-                + (f", {done} kept from before" if done else "")
-            )
-            study.optimize(
-                self._objective,
-                n_trials=remaining,
-                timeout=self.config.search.timeout,
-                callbacks=[
-                    optuna.study.MaxTrialsCallback(self.n_trials, states=COUNTED),
-                    self._after_trial,
-                ],
-                catch=(DivergedError, torch.OutOfMemoryError, ModelError),
-                gc_after_trial=True,
-            )
+        self._search(study)
+        close_orphan_runs(study)  # runs of trials whose worker died meanwhile
         if best_value(study) is None:
             message = "no trial completed: see the trial runs' pneumobench.fail_reason tags"
             mlflow.set_tags({T.FINAL: "failed", "pneumobench.fail_reason": message})
             self.console.print(f"[bold red]{self.label}[/]: {message}")
             return ModelOutcome(self.label, "failed", parent_id, message=message)
-        return self._final_evaluation(study)
+
+        key, me = f"final:{self.study_name}", this_worker()
+        holder = self.claims.claim(key, me)
+        if holder != me and not (
+            (self.force or is_dead_local_worker(holder)) and self.claims.take_over(key, holder, me)
+        ):
+            self.console.print(
+                f"[bold]{self.label}[/]: the study's budget is spent; worker {holder} runs its "
+                "final evaluation"
+            )
+            return ModelOutcome(self.label, "delegated", parent_id)
+        try:
+            tags = mlflow.MlflowClient().get_run(parent_id).data.tags
+            evaluated = int(tags.get("pneumobench.final_trials", "-1"))
+            if (
+                tags.get(T.FINAL) == "done"
+                and evaluated >= counted_trials(study)
+                and not self.force
+            ):
+                self.console.print(
+                    f"[bold]{self.label}[/]: evaluated on test by another worker "
+                    f"({evaluated} trials)"
+                )
+                return ModelOutcome(self.label, "delegated", parent_id)
+            return self._final_evaluation(study)
+        finally:
+            self.claims.release(key, me)
+
+    def _search(self, study: optuna.Study) -> None:
+        """Run trials until the study holds ``n_trials`` finished ones, however many workers share
+        it. Admission is decided under a study-wide lock (count, then create the trial), so the
+        workers together never start more trials than the budget; a worker whose budget is taken
+        waits while others' trials run, since a dead one's trial comes back to be retried."""
+        n = self.n_trials
+        attempts = max(0, n - counted_trials(study))  # failures do not loop forever
+        timeout = self.config.search.timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        announced = waiting_said = False
+        while deadline is None or time.monotonic() < deadline:
+            lease = self.claims.acquire(f"admit:{self.study_name}")
+            try:
+                fail_dead_local_trials(study)
+                with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
+                states = [t.state for t in study.get_trials(deepcopy=False)]
+                counted = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states)
+                running = states.count(TrialState.RUNNING)
+                queued = states.count(TrialState.WAITING)  # retries of dead workers' trials
+                if counted >= n:
+                    self.progress.model_finished(self.label)
+                    return
+                if queued or (counted + running < n and attempts > 0):
+                    if not announced:
+                        announced = True
+                        self._announce(n - counted, counted, running)
+                        self.progress.model_started(
+                            self.label, n, counted, self.protocol.max_epochs
+                        )
+                    attempts -= 0 if queued else 1
+                    self._trial_index = min(n, counted + running + 1)
+                    self._admission = lease  # released by the objective once the trial exists
+                    study.optimize(
+                        self._objective,
+                        n_trials=1,
+                        callbacks=[self._after_trial],
+                        catch=(DivergedError, torch.OutOfMemoryError, ModelError),
+                        gc_after_trial=True,
+                    )
+                    continue
+            finally:
+                lease.release()
+            if running == 0:
+                self.progress.model_finished(self.label)
+                return  # nothing left that could finish: the budget cannot be filled now
+            if not waiting_said:
+                waiting_said = True
+                self.console.print(
+                    f"  [dim]{self.label}: waiting for {running} trial(s) of other workers "
+                    f"({counted}/{n} finished)[/]"
+                )
+            time.sleep(self.config.search.poll_interval)
+
+    def _announce(self, remaining: int, done: int, running: int) -> None:
+        self.console.print(
+            f"[bold]{self.label}[/] ({self._meta['num_params'] / 1e6:.2f} M params, "
+            f"{self._meta['pretrained_source']}): {remaining} trial(s) to run"
+            + (f", {done} kept from before" if done else "")
+            + (f", {running} running in other workers" if running else "")
+        )
 
     # --- one trial --------------------------------------------------------------------------
     def _objective(self, trial: optuna.Trial) -> float:
         import mlflow
 
+        trial.set_user_attr(WORKER_ATTR, this_worker())
+        if self._admission is not None:  # the trial exists: other workers may count it now
+            self._admission.release()
         params = suggest(trial, self.space)
         protocol = self.protocol.model_copy(update=params)
         model = self.build(protocol.dropout)
+        self.progress.trial_started(self.label, trial.number, self._trial_index, self.n_trials)
+        tracking = self.config.tracking
+        if tracking.system_metrics:
+            mlflow.set_system_metrics_sampling_interval(tracking.system_metrics_interval)
         run = mlflow.start_run(
             experiment_id=self.experiment_id,
             run_name=f"{self.label}/trial-{trial.number:03d}",
             nested=True,
+            log_system_metrics=tracking.system_metrics,
             tags={
                 T.ROLE: "trial",
                 T.LABEL: self.label,
@@ -315,7 +462,6 @@ class ModelBenchmark:
             },
         )
         trial.set_user_attr(RUN_ATTR, run.info.run_id)
-        trial.set_user_attr(WORKER_ATTR, this_worker())
         mlflow.log_params(protocol.model_dump())
         best: dict[str, float] = {}
 
@@ -325,10 +471,13 @@ class ModelBenchmark:
             if not best or is_better(score, best[self.objective_name], self.direction):
                 best.clear()
                 best.update(metrics, best_epoch=epoch)
-            self.console.print(
-                f"  [dim]{self.label} trial {trial.number} epoch {epoch}: "
-                f"train_loss {metrics['train_loss']:.4f}, {self.objective_name} {score:.4f}, "
-                f"{metrics['images_per_second']:.0f} img/s[/]"
+            self.progress.epoch(
+                self.label,
+                trial.number,
+                epoch,
+                protocol.max_epochs,
+                metrics,
+                self.objective_name,
             )
             trial.report(score, epoch)
             if trial.should_prune():
@@ -337,8 +486,13 @@ class ModelBenchmark:
         status, state = "FAILED", "FAIL"
         try:
             result = self._fit(model, protocol, self.config.seed, on_epoch)
-            if is_better(result.best_score, best_value(trial.study), self.direction):
-                self._save_checkpoint(trial.number, result.state_dict, params, result.best_score)
+            maximize = self.direction == "maximize"
+            if beats(result.best_score, trial.number, best_trial(trial.study), maximize):
+                path = self._save_checkpoint(
+                    trial.number, result.state_dict, params, result.best_score
+                )
+                if self._upload_checkpoints:
+                    mlflow.log_artifact(str(path), "checkpoint")
             status, state = "FINISHED", "COMPLETE"
             return result.best_score
         except optuna.TrialPruned:
@@ -373,11 +527,12 @@ class ModelBenchmark:
     def _after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Report the trial, and keep only the best trial's checkpoint on disk."""
         value = "-" if trial.value is None else f"{trial.value:.4f}"
-        best = best_value(study)
+        best = best_trial(study)
+        self.progress.trial_finished(self.label, None if best is None else best.value)
         seconds = trial.duration.total_seconds() if trial.duration else float("nan")
         self.console.print(
             f"  {self.label} trial {trial.number} {trial.state.name.lower()}: "
-            f"{self.objective_name} {value} (best {'-' if best is None else f'{best:.4f}'}) "
+            f"{self.objective_name} {value} (best {'-' if best is None else f'{best.value:.4f}'}) "
             f"in {seconds:.0f}s"
         )
         if trial.state == optuna.trial.TrialState.FAIL:
@@ -386,12 +541,19 @@ class ModelBenchmark:
                 torch.cuda.empty_cache()
         if best is None:
             return
-        keep = f"trial-{study.best_trial.number:04d}.pt"
+        keep = {best.number} | {  # other workers' running trials may be saving theirs
+            t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        }
         for path in self.checkpoints.glob("trial-*.pt"):
-            if path.name != keep:
+            if path.name not in {f"trial-{k:04d}.pt" for k in keep}:
                 path.unlink(missing_ok=True)
 
-    def _save_checkpoint(self, number: int, state: dict, params: dict, score: float) -> None:
+    @property
+    def _upload_checkpoints(self) -> bool:
+        wanted = self.config.tracking.upload_checkpoints
+        return not T.is_local_store(self.config.tracking.uri) if wanted is None else wanted
+
+    def _save_checkpoint(self, number: int, state: dict, params: dict, score: float) -> Path:
         """Temp file + rename: a crash mid-write never leaves a half checkpoint behind."""
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         target = self.checkpoints / f"trial-{number:04d}.pt"
@@ -404,19 +566,43 @@ class ModelBenchmark:
             os.replace(tmp, target)
         finally:
             Path(tmp).unlink(missing_ok=True)
+        return target
+
+    def _best_checkpoint(self, best: optuna.trial.FrozenTrial) -> Path:
+        """This worker's file if it ran the best trial, else the copy logged to MLflow."""
+        import mlflow
+
+        name = f"trial-{best.number:04d}.pt"
+        path = self.checkpoints / name
+        if path.is_file():
+            return path
+        run_id = best.user_attrs.get(RUN_ATTR)
+        why = "the trial has no MLflow run"
+        if run_id:
+            try:
+                return Path(
+                    mlflow.artifacts.download_artifacts(
+                        run_id=str(run_id),
+                        artifact_path=f"checkpoint/{name}",
+                        dst_path=tempfile.mkdtemp(prefix="pneumobench-ckpt-"),
+                    )
+                )
+            except Exception as exc:
+                why = f"{type(exc).__name__}: {str(exc)[:300]}"
+        raise TrackingError(
+            f"{self.label}: the checkpoint of the best trial ({best.number}) is neither at {path} "
+            f"nor in its MLflow run {run_id} ({why}). With several workers on several machines set "
+            "tracking.upload_checkpoints: true (the default for a tracking server); or delete "
+            f"the study '{self.study_name}' to search again."
+        )
 
     # --- the one look at the test set -----------------------------------------------------
     def _final_evaluation(self, study: optuna.Study) -> ModelOutcome:
         import mlflow
 
-        best = study.best_trial
-        path = self.checkpoints / f"trial-{best.number:04d}.pt"
-        if not path.is_file():
-            raise TrackingError(
-                f"{self.label}: the checkpoint of the best trial ({best.number}) is not at {path}. "
-                "It is written by the process that ran the trial; run the final evaluation there, "
-                f"or delete the study '{self.study_name}' to search again."
-            )
+        best = best_trial(study)
+        assert best is not None  # checked by the caller
+        path = self._best_checkpoint(best)
         payload = torch.load(path, map_location="cpu", weights_only=True)
         protocol = self.protocol.model_copy(update=best.params)
         model = self.build(protocol.dropout)

@@ -3,6 +3,7 @@ persistent storage, so re-running the same command continues where it stopped.""
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Any
 
@@ -33,27 +34,55 @@ def make_pruner(config: ExperimentConfig, max_epochs: int) -> optuna.pruners.Bas
     return optuna.pruners.NopPruner()
 
 
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage with heartbeats: a trial whose process died is failed and retried."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=30,
-                grace_period=90,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=2
-                ),
-            )
-    except Exception as exc:
-        raise TrackingError(f"cannot open the Optuna storage {url}: {exc}") from None
+def make_storage(
+    url: str, heartbeat_interval: int = 30, grace_period: int = 90
+) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats: a trial whose worker died is failed and retried with the
+    same parameters by whichever worker asks for a trial next."""
+    engine_kwargs: dict = {}
+    if url.startswith("sqlite"):  # several processes on one file wait for each other's writes
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    error: Exception | None = None
+    for attempt in range(3):  # workers starting together race to create the tables
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=2
+                    ),
+                )
+        except Exception as exc:
+            error = exc
+            if any(
+                sign in str(exc)
+                for sign in ("could not connect", "unable to open", "Connection refused")
+            ):
+                break
+            time.sleep(0.5 * (attempt + 1))
+    raise TrackingError(f"cannot open the Optuna storage {url}: {error}") from None
+
+
+_storages: dict[tuple[str, int, int], optuna.storages.RDBStorage] = {}
+
+
+def storage_for(config: ExperimentConfig) -> optuna.storages.RDBStorage:
+    """One storage (one connection pool) per URL and heartbeat setting in a process."""
+    search = config.search
+    key = (search.storage, search.heartbeat_interval, search.grace_period)
+    if key not in _storages:
+        _storages[key] = make_storage(*key)
+    return _storages[key]
 
 
 def open_study(config: ExperimentConfig, label: str, max_epochs: int) -> optuna.Study:
     return optuna.create_study(
         study_name=study_name(config.name, label),
-        storage=make_storage(config.search.storage),
+        storage=storage_for(config),
         direction=config.search.direction,
         sampler=make_sampler(config),
         pruner=make_pruner(config, max_epochs),
@@ -81,8 +110,28 @@ def suggest(trial: optuna.Trial, space: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def best_value(study: optuna.Study) -> float | None:
-    try:
-        return study.best_value
-    except ValueError:  # no complete trial yet
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best complete trial; among equal values the lowest trial number.
+
+    Optuna's own ``study.best_trial`` leaves ties to the database's row order, which PostgreSQL
+    does not keep: two workers could then disagree on which checkpoint to keep.
+    """
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
         return None
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    return min(complete, key=lambda t: (sign * float(t.value), t.number))
+
+
+def beats(value: float, number: int, best: optuna.trial.FrozenTrial | None, maximize: bool) -> bool:
+    """Whether trial ``number`` with ``value`` would be ``best_trial`` over ``best``."""
+    if best is None or best.value is None:
+        return True
+    if value == best.value:
+        return number < best.number
+    return value > best.value if maximize else value < best.value
+
+
+def best_value(study: optuna.Study) -> float | None:
+    best = best_trial(study)
+    return None if best is None else best.value

@@ -106,3 +106,12 @@ def git_commit() -> str:
         return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return os.environ.get("PNEUMOBENCH_GIT_COMMIT", "unknown")
+
+
+def library_versions() -> str:
+    """What produced the numbers: Python and the libraries whose versions change them."""
+    import platform
+    from importlib.metadata import version
+
+    names = ("torch", "torchvision", "timm", "mlflow", "optuna", "scikit-learn", "numpy")
+    return ", ".join([f"python {platform.python_version()}", *(f"{n} {version(n)}" for n in names)])

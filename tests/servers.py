@@ -1,0 +1,131 @@
+"""Real servers on 127.0.0.1 for the tests: ``mlflow server`` and fresh PostgreSQL databases.
+
+PostgreSQL itself is started by ``.ci/postgres`` (CI runs it); its admin URL comes in
+``PNEUMOBENCH_TEST_POSTGRES``. Tests that need it skip, saying so, where it is not set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+POSTGRES_URL = os.environ.get("PNEUMOBENCH_TEST_POSTGRES")
+requires_postgres = pytest.mark.skipif(
+    not POSTGRES_URL,
+    reason="PNEUMOBENCH_TEST_POSTGRES is not set: run `eval $(.ci/postgres start)` "
+    "(PostgreSQL from Debian's packages on 127.0.0.1) to run the multi-worker tests",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def fresh_database(prefix: str = "pb") -> Iterator[str]:
+    """A new empty database on the test PostgreSQL server; dropped afterwards."""
+    import psycopg
+
+    assert POSTGRES_URL
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def mlflow_server(backend_uri: str, workdir: Path) -> Iterator[str]:
+    """``mlflow server`` on a free loopback port, serving artifacts from ``workdir``."""
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = (workdir / "mlflow-server.log").open("w")
+    mlflow_exe = Path(sys.executable).parent / "mlflow"
+    proc = subprocess.Popen(
+        [
+            str(mlflow_exe),
+            "server",
+            "--backend-store-uri",
+            backend_uri,
+            "--artifacts-destination",
+            str(workdir / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                raise RuntimeError(
+                    "mlflow server did not start:\n"
+                    + (workdir / "mlflow-server.log").read_text()[-3000:]
+                )
+            time.sleep(0.5)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+        log.close()
+
+
+def start_worker(
+    i: int, config: Path, storage: str, tracking: str, log_dir: Path, **env: str
+) -> tuple[subprocess.Popen, Any]:
+    """One ``pneumobench run`` worker process logging to ``log_dir/worker-<i>.log``."""
+    log = (log_dir / f"worker-{i}.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pneumobench.cli",
+            "run",
+            str(config),
+            "--storage",
+            storage,
+            "--tracking-uri",
+            tracking,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+        cwd=log_dir,
+    )
+    return proc, log
