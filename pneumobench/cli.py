@@ -145,6 +145,7 @@ def _quiet_libraries() -> None:
         "mlflow.utils.environment",
         "mlflow.models.model",
         "mlflow.system_metrics",
+        "mlflow.utils.uv_utils",
     ):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*experimental.*", module="optuna")

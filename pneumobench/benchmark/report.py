@@ -337,6 +337,8 @@ def _study_figures(label: str, run: Any, storage: str, notes: list[str]) -> list
                         f"importances_{safe}",
                         f"{label}: hyperparameter importances",
                         _png(ax.figure),
+                        f"fANOVA over {len(complete)} complete trials: with a few dozen trials or "
+                        "fewer, read it as a hint, not a finding.",
                     )
                 )
             except (RuntimeError, ValueError) as exc:
