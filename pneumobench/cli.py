@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
 
 from rich.console import Console
 
+from pneumobench import interrupts
 from pneumobench.benchmark.tracking import absolute_sqlite
 from pneumobench.errors import ConfigError, PneumobenchError
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     err = Console(stderr=True, highlight=False)
     try:
         if args.command == "run":
-            _sigterm_as_interrupt()
+            interrupts.install()
             return _run(args, console)
         if args.command == "leaderboard":
             return _leaderboard(args, console)
@@ -124,15 +124,6 @@ def main(argv: list[str] | None = None) -> int:
             f"trial is marked failed. Resume with the same command:\n  {again}"
         )
         return 130
-
-
-def _sigterm_as_interrupt() -> None:
-    """A pre-empted job (SIGTERM) stops like Ctrl-C: runs closed as KILLED, trials kept."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 def _quiet_libraries() -> None:

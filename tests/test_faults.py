@@ -86,7 +86,7 @@ def test_interrupted_run_resumes_without_loss_or_duplicates(
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
     if sig == signal.SIGINT:
-        assert proc.returncode == 130
+        assert proc.returncode == 130, out[-4000:]
         assert "Resume with the same command" in out
         killed = [r for r in _trial_runs() if r.info.status == "KILLED"]
         assert len(killed) == 1 and killed[0].info.run_name == "simple_cnn/trial-001"

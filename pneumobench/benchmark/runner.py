@@ -21,7 +21,7 @@ import torch
 from optuna.trial import TrialState
 from rich.console import Console
 
-from pneumobench import __version__
+from pneumobench import __version__, interrupts
 from pneumobench.benchmark import tracking as T
 from pneumobench.benchmark.coordination import Claims, Lease
 from pneumobench.benchmark.device import resolve_device
@@ -382,6 +382,7 @@ class ModelBenchmark:
         deadline = None if timeout is None else time.monotonic() + timeout
         announced = waiting_said = False
         while deadline is None or time.monotonic() < deadline:
+            interrupts.check()
             lease = self.claims.acquire(f"admit:{self.study_name}")
             try:
                 fail_dead_local_trials(study)
@@ -466,6 +467,7 @@ class ModelBenchmark:
         best: dict[str, float] = {}
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            interrupts.check()
             mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)}, step=epoch)
             score = metrics[self.objective_name]
             if not best or is_better(score, best[self.objective_name], self.direction):
