@@ -1,4 +1,5 @@
-"""``pneumobench run | leaderboard | models``. User errors exit with code 2 and no traceback."""
+"""``pneumobench run | leaderboard | report | models``. User errors exit with code 2 and no
+traceback; Ctrl-C exits 130 with the command that resumes; a run with a failed model exits 1."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from pathlib import Path
 from rich.console import Console
 
 from pneumobench import interrupts
-from pneumobench.benchmark.tracking import absolute_sqlite
 from pneumobench.errors import ConfigError, PneumobenchError
+from pneumobench.tracking.store import absolute_sqlite
 
 DEFAULT_CONFIG = "experiments.yaml"
 
@@ -24,7 +25,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_run(sub)
+    _add_leaderboard(sub)
+    _add_report(sub)
+    models = sub.add_parser("models", help="list the registry")
+    models.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'resnet*'")
+    models.add_argument("--params", action="store_true", help="build each to count parameters")
+    return parser
 
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="search and evaluate every model of a config")
     run.add_argument("config", type=Path, help="experiment YAML, e.g. experiments.yaml")
     run.add_argument(
@@ -45,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
         help="evaluate on test again even if a final evaluation is logged",
     )
 
+
+def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
+    from pneumobench.benchmark.leaderboard import FORMATS
+
     board = sub.add_parser("leaderboard", help="rank the evaluated models of an experiment")
     board.add_argument("--experiment", help="MLflow experiment (default: name in experiments.yaml)")
     board.add_argument(
@@ -53,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         help="recall, f1, precision, specificity, accuracy, roc_auc, pr_auc, or op_recall / "
         "op_specificity at the validation-chosen threshold (with or without test_)",
     )
-    board.add_argument("--format", default="table", choices=["table", "json", "csv", "markdown"])
+    board.add_argument("--format", default="table", choices=FORMATS)
     board.add_argument("--tracking-uri", help="MLflow tracking URI (default: the config's)")
     board.add_argument(
         "--resamples",
@@ -68,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
         help=f"read experiment name and tracking URI from it (default: {DEFAULT_CONFIG})",
     )
 
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser(
         "report", help="one self-contained HTML (or Markdown) report of an experiment"
     )
@@ -86,13 +102,9 @@ def _parser() -> argparse.ArgumentParser:
         "--no-log", action="store_true", help="do not attach the report to MLflow's summary run"
     )
 
-    models = sub.add_parser("models", help="list the registry")
-    models.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'resnet*'")
-    models.add_argument("--params", action="store_true", help="build each to count parameters")
-    return parser
-
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``pneumobench`` command; its exit code."""
     args = _parser().parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # runs must work with no network
     # An unreachable tracking server is reported in seconds, not after minutes of retries.
@@ -167,7 +179,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         config.models = [m for m in config.models if m.key in wanted or m.name in wanted]
 
     from pneumobench.benchmark.leaderboard import load_leaderboard, rich_table
-    from pneumobench.benchmark.runner import run_experiment
+    from pneumobench.benchmark.run import run_experiment
 
     outcomes = run_experiment(config, force=args.force, console=console)
     rows = load_leaderboard(

@@ -6,7 +6,6 @@ the key, where it is, and the closest valid key instead of being silently ignore
 
 from __future__ import annotations
 
-import difflib
 import os
 import types
 from pathlib import Path
@@ -24,7 +23,10 @@ from pydantic import (
     model_validator,
 )
 
+from pneumobench.data.labels import class_names_for
+from pneumobench.data.sources import SOURCES
 from pneumobench.errors import ConfigError
+from pneumobench.text import did_you_mean
 
 DATA_ROOT_ENV = "PNEUMOBENCH_DATA_ROOT"
 
@@ -65,7 +67,9 @@ class AugmentConfig(StrictModel):
 
 
 class DataConfig(StrictModel):
-    source: Literal["folder", "medmnist"] = "folder"
+    """Where the images are and how they become arrays (``data:``)."""
+
+    source: str = Field("folder", description="a data source: folder | medmnist")
     path: Path
     image_size: int = Field(64, ge=16, le=1024)
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
@@ -83,6 +87,16 @@ class DataConfig(StrictModel):
     )
     augment: AugmentConfig = AugmentConfig()
     cache_dir: Path = Field(Path(".pneumobench/cache"), description="decoded-image cache")
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        if value not in SOURCES:
+            raise ValueError(
+                f"unknown data source '{value}'{did_you_mean(value, SOURCES)}; "
+                f"choose one of {', '.join(SOURCES)}"
+            )
+        return value
 
 
 class ProtocolConfig(StrictModel):
@@ -121,6 +135,8 @@ ProtocolOverrides = create_model(  # same keys as ProtocolConfig, all optional
 
 
 class FloatParam(StrictModel):
+    """A float hyperparameter between ``low`` and ``high`` (log scale or stepped if asked)."""
+
     type: Literal["float"]
     low: float
     high: float
@@ -134,6 +150,8 @@ class FloatParam(StrictModel):
 
 
 class IntParam(StrictModel):
+    """An integer hyperparameter between ``low`` and ``high``."""
+
     type: Literal["int"]
     low: int
     high: int
@@ -147,6 +165,8 @@ class IntParam(StrictModel):
 
 
 class CategoricalParam(StrictModel):
+    """A hyperparameter drawn from ``choices``."""
+
     type: Literal["categorical"]
     choices: list[Any] = Field(min_length=1)
 
@@ -174,7 +194,7 @@ def _default_space() -> dict[str, Any]:
 def _check_space_keys(space: dict[str, Any]) -> dict[str, Any]:
     for key in space:
         if key not in SEARCHABLE:
-            hint = _did_you_mean(key, SEARCHABLE)
+            hint = did_you_mean(key, SEARCHABLE)
             raise ValueError(
                 f"'{key}' is not a searchable hyperparameter{hint}. "
                 f"Searchable: {', '.join(SEARCHABLE)}"
@@ -183,6 +203,8 @@ def _check_space_keys(space: dict[str, Any]) -> dict[str, Any]:
 
 
 class SearchConfig(StrictModel):
+    """The Optuna search of every model (``search:``)."""
+
     n_trials: int = Field(10, ge=1)
     timeout: float | None = Field(None, gt=0, description="seconds per model study")
     sampler: Literal["tpe", "random"] = "tpe"
@@ -205,7 +227,7 @@ class SearchConfig(StrictModel):
     def _known_objective(cls, value: str) -> str:
         if value not in VAL_METRICS:
             raise ValueError(
-                f"unknown objective '{value}'{_did_you_mean(value, VAL_METRICS)}; "
+                f"unknown objective '{value}'{did_you_mean(value, VAL_METRICS)}; "
                 f"choose one of {', '.join(VAL_METRICS)}"
             )
         return value
@@ -226,6 +248,7 @@ class SearchConfig(StrictModel):
 
     @property
     def direction(self) -> str:
+        """The objective's direction: "minimize" for val_loss, "maximize" otherwise."""
         return "minimize" if self.objective == "val_loss" else "maximize"
 
 
@@ -255,6 +278,7 @@ class ModelEntry(StrictModel):
 
     @property
     def key(self) -> str:
+        """The entry's unique label (its name when no label is given)."""
         return self.label or self.name
 
 
@@ -278,6 +302,8 @@ class EvaluationConfig(StrictModel):
 
 
 class TrackingConfig(StrictModel):
+    """Where and what MLflow records (``tracking:``)."""
+
     uri: str = "sqlite:///mlflow.db"
     artifact_location: str | None = Field(
         None, description="artifact root for new experiments; default ./mlruns beside a local store"
@@ -294,6 +320,8 @@ class TrackingConfig(StrictModel):
 
 
 class ExperimentConfig(StrictModel):
+    """One experiment file: the whole benchmark, validated."""
+
     name: str = Field(min_length=1, description="the MLflow experiment")
     seed: int = 42
     task: Literal["binary", "multiclass"] = "binary"
@@ -323,28 +351,14 @@ class ExperimentConfig(StrictModel):
                 f"models: label(s) {', '.join(duplicates)} appear twice; give each a unique "
                 "'label' (e.g. {name: resnet18, pretrained: false, label: resnet18-scratch})"
             )
-        if self.data.source == "medmnist" and self.task == "multiclass":
-            raise ValueError(
-                "PneumoniaMNIST is binary only: use task: binary, or data.source: folder with the "
-                "Kermany file names for normal / bacterial / viral"
-            )
+        from pneumobench.data.sources import get_source
+
+        problem = get_source(self.data.source).check_task(self.task)
+        if problem:
+            raise ValueError(problem)
         return self
 
     # --- derived views -------------------------------------------------------------------
-    @property
-    def source_path(self) -> Path | None:
-        return self._source
-
-    def protocol_for(self, entry: ModelEntry) -> ProtocolConfig:
-        overrides = {k: v for k, v in entry.protocol.model_dump().items() if v is not None}
-        return self.protocol.model_copy(update=overrides)
-
-    def space_for(self, entry: ModelEntry) -> dict[str, Any]:
-        return {**self.search.space, **entry.space}
-
-    def n_trials_for(self, entry: ModelEntry) -> int:
-        return entry.n_trials or self.search.n_trials
-
     def data_path(self) -> Path:
         """Relative paths resolve against $PNEUMOBENCH_DATA_ROOT, else the config file's folder."""
         path = Path(os.path.expanduser(self.data.path))
@@ -358,9 +372,8 @@ class ExperimentConfig(StrictModel):
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        if self.task == "multiclass":
-            return ("normal", "bacteria", "virus")
-        return ("normal", "pneumonia")
+        """Class names by label index for this task."""
+        return class_names_for(self.task)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -387,6 +400,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
 
 
 def parse_config(raw: dict[str, Any], origin: str = "<config>") -> ExperimentConfig:
+    """Validate a config mapping; ``origin`` names it in errors."""
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
@@ -422,11 +436,6 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 
 
 # --- friendly validation errors ------------------------------------------------------------
-
-
-def _did_you_mean(word: str, options: Any) -> str:
-    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -480,6 +489,7 @@ def _locate(loc: tuple[Any, ...]) -> tuple[str, list[str]]:
 
 
 def format_validation_error(exc: ValidationError, origin: str) -> str:
+    """pydantic's errors as one line per problem: dotted location, message, closest valid key."""
     lines = []
     seen: set[str] = set()
     for err in exc.errors():
@@ -487,7 +497,7 @@ def format_validation_error(exc: ValidationError, origin: str) -> str:
         path, keys = _locate(loc)
         if err["type"] == "extra_forbidden":
             bad = loc[-1]
-            message = f"unknown key '{bad}'{_did_you_mean(bad, keys)}"
+            message = f"unknown key '{bad}'{did_you_mean(bad, keys)}"
             if keys:
                 message += f"; valid keys here: {', '.join(keys)}"
         elif err["type"] == "missing":

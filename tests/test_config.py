@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from pneumobench.benchmark.run.plan import plan_model
 from pneumobench.cli import main
 from pneumobench.config import apply_override, load_config, parse_config
 from pneumobench.errors import ConfigError
@@ -20,8 +21,9 @@ def test_valid_config_fills_defaults(tmp_path: Path) -> None:
     config = parse_config(tiny_config(tmp_path))
     assert [m.key for m in config.models] == ["simple_cnn", "resnet18-scratch"]
     assert config.search.direction == "maximize"
-    assert config.protocol_for(config.models[0]).batch_size == 16
-    assert set(config.space_for(config.models[0])) == {"lr", "weight_decay", "dropout"}
+    plan = plan_model(config, config.models[0])
+    assert plan.protocol.batch_size == 16
+    assert set(plan.space) == {"lr", "weight_decay", "dropout"}
 
 
 def test_unknown_key_names_location_and_closest_key(tmp_path: Path) -> None:

@@ -44,12 +44,13 @@ def test_lock_excludes_and_a_dead_holder_is_taken_over(tmp_path: Path) -> None:
 
     def worker() -> None:
         for _ in range(5):
-            with claims.lock("admit:study"):
-                inside.append(1)
-                if len(inside) > 1:
-                    overlaps.append(len(inside))
-                time.sleep(0.002)
-                inside.pop()
+            lease = claims.acquire("admit:study")
+            inside.append(1)
+            if len(inside) > 1:
+                overlaps.append(len(inside))
+            time.sleep(0.002)
+            inside.pop()
+            lease.release()
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for t in threads:
@@ -66,8 +67,9 @@ def test_lock_excludes_and_a_dead_holder_is_taken_over(tmp_path: Path) -> None:
     dead = f"{host_name()}:999999:1"  # a pid that does not exist on this host
     assert claims.claim("admit:study", dead) == dead
     started = time.monotonic()
-    with claims.lock("admit:study") as lease:
-        assert lease.held
+    lease = claims.acquire("admit:study")
+    assert lease.held
+    lease.release()
     assert time.monotonic() - started < 5
     assert claims.get("admit:study") is None
 
@@ -83,7 +85,7 @@ def test_best_trial_breaks_ties_by_trial_number_so_workers_agree() -> None:
         study.tell(study.ask(), value)
     best = best_trial(study)
     assert best is not None and best.number == 1
-    assert not beats(1.0, 2, best, maximize=True)  # a later tie keeps the earlier checkpoint
-    assert beats(1.0, 0, best, maximize=True)  # an earlier number finishing later wins the tie
-    assert beats(1.1, 9, best, maximize=True) and not beats(0.99, 0, best, maximize=True)
-    assert beats(0.1, 5, None, maximize=False)
+    assert not beats(1.0, 2, best, direction="maximize")  # a later tie keeps the earlier checkpoint
+    assert beats(1.0, 0, best, direction="maximize")  # an earlier number finishing later wins the tie
+    assert beats(1.1, 9, best, direction="maximize") and not beats(0.99, 0, best, direction="maximize")
+    assert beats(0.1, 5, None, direction="minimize")

@@ -9,8 +9,8 @@ from pneumobench.config import parse_config
 from pneumobench.data import decode as decode_module
 from pneumobench.data import prepare_data
 from pneumobench.data.cache import clear_memory_cache
-from pneumobench.data.folder import scan_folder
 from pneumobench.data.labels import patient_id, pneumonia_subtype
+from pneumobench.data.sources.folder import scan_folder
 from pneumobench.errors import DataError
 from tests.conftest import SHARED_DATA, requires_shared_data, tiny_config
 

@@ -212,10 +212,10 @@ def test_oom_and_nan_trials_are_recorded_and_the_study_completes(
 ) -> None:
     import torch
 
-    from pneumobench.benchmark import runner
+    from pneumobench.benchmark.run import trial as trial_module
     from pneumobench.cli import main
 
-    real_fit = runner.fit
+    real_fit = trial_module.fit
     calls = {"n": 0}
 
     def faulty_fit(model, *args, **kwargs):
@@ -227,7 +227,7 @@ def test_oom_and_nan_trials_are_recorded_and_the_study_completes(
                 model.head[1].weight.fill_(float("nan"))
         return real_fit(model, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "fit", faulty_fit)
+    monkeypatch.setattr(trial_module, "fit", faulty_fit)
     raw = tiny_config(fake_kermany, models=["simple_cnn"])
     raw["search"]["n_trials"] = 3
     assert main(["run", str(write_config(tmp_path / "exp.yaml", raw))]) == 0
@@ -249,18 +249,18 @@ def test_a_model_whose_every_trial_fails_is_listed_as_failed(
 ) -> None:
     import json
 
-    from pneumobench.benchmark import runner
+    from pneumobench.benchmark.run import trial as trial_module
     from pneumobench.benchmark.training import DivergedError
     from pneumobench.cli import main
 
-    real_fit = runner.fit
+    real_fit = trial_module.fit
 
     def fit_except_resnet(model, *args, **kwargs):
         if model.registry_name == "resnet18":
             raise DivergedError("training loss became nan in epoch 1")
         return real_fit(model, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "fit", fit_except_resnet)
+    monkeypatch.setattr(trial_module, "fit", fit_except_resnet)
     raw = tiny_config(fake_kermany)
     raw["search"]["n_trials"] = 1
     config = write_config(tmp_path / "experiments.yaml", raw)

@@ -8,7 +8,7 @@ from sklearn import metrics as skm
 
 from pneumobench.benchmark.metrics import classification_metrics
 from pneumobench.benchmark.statistics import (
-    _binary_vectorized,
+    binary_vectorized,
     bootstrap_intervals,
     delong_test,
     expected_calibration_error,
@@ -82,7 +82,7 @@ def test_vectorized_bootstrap_metrics_equal_sklearn_per_resample() -> None:
     y, probs = _fake_predictions(4)
     probs = np.round(probs, 1)  # ties: the hard case for AUC and average precision
     r = stratified_resamples(y, 5, seed=0)
-    vec = _binary_vectorized(y[r], probs[:, 1][r])
+    vec = binary_vectorized(y[r], probs[:, 1][r])
     for i in range(5):
         ref = classification_metrics(y[r[i]], probs[r[i]], ("normal", "pneumonia"))
         for key, values in vec.items():

@@ -14,9 +14,7 @@ worker killed while holding one never blocks the others for good.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
@@ -49,6 +47,7 @@ class Claims:
                 time.sleep(0.2 * (attempt + 1))
 
     def get(self, key: str) -> str | None:
+        """The holder of ``key``, or None."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(_claims.c.holder).where(_claims.c.key == key)).first()
         return None if row is None else str(row[0])
@@ -83,6 +82,7 @@ class Claims:
         return result.rowcount == 1
 
     def release(self, key: str, holder: str) -> None:
+        """Drop ``key`` if ``holder`` still holds it."""
         with self.engine.begin() as conn:
             conn.execute(_claims.delete().where(_claims.c.key == key, _claims.c.holder == holder))
 
@@ -103,21 +103,16 @@ class Claims:
                     return Lease(self, key, me)
             time.sleep(poll)
 
-    @contextlib.contextmanager
-    def lock(self, key: str, **kwargs: float) -> Iterator[Lease]:
-        lease = self.acquire(key, **kwargs)
-        try:
-            yield lease
-        finally:
-            lease.release()
-
 
 class Lease:
+    """A held lock; ``release`` is idempotent."""
+
     def __init__(self, claims: Claims, key: str, holder: str) -> None:
         self._claims, self._key, self._holder = claims, key, holder
         self.held = True
 
     def release(self) -> None:
+        """Let the next worker in."""
         if self.held:
             self.held = False
             self._claims.release(self._key, self._holder)

@@ -12,45 +12,36 @@ import csv
 import io
 import json
 import math
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pneumobench.benchmark import tracking as T
 from pneumobench.benchmark.metrics import LEADERBOARD_METRICS
-from pneumobench.errors import ConfigError, TrackingError
+from pneumobench.errors import ConfigError
+from pneumobench.text import markdown_table
+from pneumobench.tracking import reader
+from pneumobench.tracking import schema as S
+from pneumobench.tracking.store import client, find_experiment, require_local_store
 
 RANKABLE = (*LEADERBOARD_METRICS, "op_recall", "op_specificity")
-TIEBREAK = ("test_f1", "test_roc_auc")
+TIEBREAK = (S.test_metric("f1"), S.test_metric("roc_auc"))
 FORMATS = ("table", "json", "csv", "markdown")
-PREDICTIONS = "predictions/test_predictions.csv"
 
 
 def normalize_metric(metric: str) -> str:
+    """``recall`` or ``test_recall`` -> ``test_recall``; an unknown name is a ConfigError."""
     name = metric.removeprefix("test_")
     if name not in RANKABLE:
         raise ConfigError(
             f"unknown leaderboard metric '{metric}'; choose one of {', '.join(RANKABLE)} "
             "(with or without the test_ prefix; op_* are at the validation-chosen threshold)"
         )
-    return f"test_{name}"
-
-
-def _check_store(uri: str) -> None:
-    if uri.startswith("sqlite:///"):
-        path = Path(uri.removeprefix("sqlite:///"))
-        if not path.is_file():
-            raise TrackingError(
-                f"no MLflow store at {path.resolve()}: run `pneumobench run experiments.yaml` in "
-                "this folder first, or pass --tracking-uri"
-            )
+    return S.test_metric(name)
 
 
 def rank_value(row: dict[str, Any], key: str) -> float:
     """With repeated seeds the mean ranks; otherwise the single final model's value."""
-    value = row.get(f"{key}_mean", row.get(key, math.nan))
+    value = row.get(S.seed_names(key)[0], row.get(key, math.nan))
     return float(value) if value is not None else math.nan
 
 
@@ -63,31 +54,21 @@ def load_leaderboard(
     n_resamples: int = 2000,
     alpha: float = 0.05,
 ) -> list[dict[str, Any]]:
-    import mlflow
-
+    """One row per model of ``experiment`` (its latest final evaluation), ranked by ``metric``
+    (ties: F1, then ROC AUC), the champion first; failed models last, unranked. With ``compare``
+    each row also carries its paired comparison with the champion (see the module docstring)."""
     key = normalize_metric(metric)
-    _check_store(tracking_uri)
-    client = mlflow.MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        names = [e.name for e in client.search_experiments() if e.name != "Default"]
-        raise TrackingError(
-            f"no MLflow experiment named '{experiment}' in {tracking_uri}; "
-            f"found: {', '.join(names) or 'none'} (use --experiment)"
-        )
-    runs = client.search_runs(
-        [exp.experiment_id],
-        filter_string=f"tags.`{T.ROLE}` = 'model'",
-        order_by=["attributes.start_time DESC"],
-    )
+    require_local_store(tracking_uri)
+    store = client(tracking_uri)
+    exp = find_experiment(store, experiment, tracking_uri)
     latest: dict[str, Any] = {}
-    for run in runs:
-        label = run.data.tags.get(T.LABEL, run.info.run_name)
-        state = run.data.tags.get(T.FINAL)
-        if state not in ("done", "failed"):
+    for run in reader.model_runs(store, exp.experiment_id):
+        label = run.data.tags.get(S.LABEL, run.info.run_name)
+        state = run.data.tags.get(S.FINAL)
+        if state not in (S.FINAL_DONE, S.FINAL_FAILED):
             continue
         current = latest.get(label)
-        if current is None or (current.data.tags.get(T.FINAL) != "done" and state == "done"):
+        if current is None or (current.data.tags.get(S.FINAL) != S.FINAL_DONE and state == S.FINAL_DONE):
             latest[label] = run
     rows = [_row(run) for run in latest.values()]
 
@@ -104,42 +85,27 @@ def load_leaderboard(
         row["champion"] = rank == 1 and row["status"] == "evaluated"
     evaluated = [r for r in rows if r["status"] == "evaluated"]
     if compare and len(evaluated) > 1:
-        compare_with_champion(client, evaluated, key, n_resamples=n_resamples, alpha=alpha)
+        compare_with_champion(store, evaluated, key, n_resamples=n_resamples, alpha=alpha)
     return rows
 
 
-def read_predictions(client: Any, run_id: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(paths, y_true, probabilities) from a final model's logged predictions CSV."""
-    with tempfile.TemporaryDirectory() as tmp:
-        local = client.download_artifacts(run_id, PREDICTIONS, tmp)
-        with open(local, newline="") as fh:
-            reader = csv.reader(fh)
-            header = next(reader)
-            rows = list(reader)
-    prob_columns = [i for i, name in enumerate(header) if name.startswith("p_")]
-    paths = [r[0] for r in rows]
-    y = np.array([int(r[1]) for r in rows])
-    probs = np.array([[float(r[i]) for i in prob_columns] for r in rows])
-    return paths, y, probs
-
-
 def compare_with_champion(
-    client: Any, rows: list[dict[str, Any]], key: str, *, n_resamples: int, alpha: float
+    store: Any, rows: list[dict[str, Any]], key: str, *, n_resamples: int, alpha: float
 ) -> None:
     """Annotate rows in place: difference to the champion, its interval, p-values, group."""
     from pneumobench.benchmark.statistics import holm_adjust, paired_comparison
 
     metric = key.removeprefix("test_")
     champion = rows[0]
-    paths_c, y_c, probs_c = read_predictions(client, champion["run_id"])
+    paths_c, y_c, probs_c = reader.read_predictions(store, champion["run_id"])
     seed = int(champion.get("seed") or 0)
     pending: list[tuple[dict[str, Any], float]] = []
     for row in rows[1:]:
-        paths, y, probs = read_predictions(client, row["run_id"])
+        paths, y, probs = reader.read_predictions(store, row["run_id"])
         if paths != paths_c or not np.array_equal(y, y_c):
             row["comparison_note"] = "not the same test images as the champion: not compared"
             continue
-        thresholds = (row.get("op_threshold", 0.5), champion.get("op_threshold", 0.5))
+        thresholds = (row.get(S.OP_THRESHOLD, 0.5), champion.get(S.OP_THRESHOLD, 0.5))
         cmp = paired_comparison(
             y, probs, probs_c, metric, n_resamples=n_resamples, seed=seed, thresholds=thresholds
         )
@@ -166,19 +132,19 @@ def _row(run: Any) -> dict[str, Any]:
     tags, metrics = run.data.tags, run.data.metrics
     row: dict[str, Any] = {
         "rank": None,
-        "model": tags.get(T.LABEL, run.info.run_name),
-        "registry_name": tags.get("model"),
-        "status": "evaluated" if tags.get(T.FINAL) == "done" else "failed",
+        "model": tags.get(S.LABEL, run.info.run_name),
+        "registry_name": tags.get(S.MODEL),
+        "status": "evaluated" if tags.get(S.FINAL) == S.FINAL_DONE else "failed",
         "run_id": run.info.run_id,
-        "family": tags.get("family"),
-        "num_params": int(tags["num_params"]) if tags.get("num_params", "").isdigit() else None,
-        "pretrained_source": tags.get("pretrained_source"),
-        "image_size": tags.get("image_size"),
-        "dataset_digest": tags.get("dataset_digest"),
-        "seed": tags.get("seed"),
-        "fail_reason": tags.get("pneumobench.fail_reason"),
+        "family": tags.get(S.FAMILY),
+        "num_params": int(tags[S.NUM_PARAMS]) if tags.get(S.NUM_PARAMS, "").isdigit() else None,
+        "pretrained_source": tags.get(S.PRETRAINED_SOURCE),
+        "image_size": tags.get(S.IMAGE_SIZE),
+        "dataset_digest": tags.get(S.DATASET_DIGEST),
+        "seed": tags.get(S.SEED),
+        "fail_reason": tags.get(S.FAIL_REASON),
     }
-    prefixes = ("test_", "best_val_", "op_threshold", "val_op_", "n_seeds")
+    prefixes = (S.TEST_PREFIX, f"{S.BEST_PREFIX}val_", S.OP_THRESHOLD, S.VAL_OP_RECALL, S.N_SEEDS)
     row.update({k: v for k, v in sorted(metrics.items()) if k.startswith(prefixes)})
     return row
 
@@ -187,7 +153,7 @@ def _row(run: Any) -> dict[str, Any]:
 
 
 def _columns(key: str) -> list[str]:
-    others = [f"test_{m}" for m in LEADERBOARD_METRICS if f"test_{m}" != key]
+    others = [S.test_metric(m) for m in LEADERBOARD_METRICS if S.test_metric(m) != key]
     return ["rank", "model", key, "vs_champion", "group", *others]
 
 
@@ -205,10 +171,11 @@ def _cell(row: dict[str, Any], column: str, key: str) -> str:
     if row["status"] != "evaluated":
         return {"rank": "-", "model": row["model"], key: "failed"}.get(column, "")
     if column == key:
-        low, high = row.get(f"{key}_ci_low"), row.get(f"{key}_ci_high")
+        low, high = (row.get(name) for name in S.ci_names(key))
         text = _fmt(row.get(key))
-        if f"{key}_mean" in row and row.get("n_seeds", 0) > 1:
-            text = f"{_fmt(row[f'{key}_mean'])}±{_fmt(row.get(f'{key}_std'))} (seed {text})"
+        mean, std = S.seed_names(key)
+        if mean in row and row.get(S.N_SEEDS, 0) > 1:
+            text = f"{_fmt(row[mean])}±{_fmt(row.get(std))} (seed {text})"
         return f"{text} [{_fmt(low)}, {_fmt(high)}]" if low is not None else text
     if column == "vs_champion":
         if row.get("champion"):
@@ -227,12 +194,13 @@ def _cell(row: dict[str, Any], column: str, key: str) -> str:
 def table_cells(rows: list[dict[str, Any]], key: str) -> tuple[list[str], list[list[str]]]:
     """Column headers and the text of every cell, as the table, Markdown and report show them."""
     columns = _columns(key)
-    return [c.removeprefix("test_") for c in columns], [
+    return [c.removeprefix(S.TEST_PREFIX) for c in columns], [
         [_cell(row, c, key) for c in columns] for row in rows
     ]
 
 
 def render(rows: list[dict[str, Any]], fmt: str, metric: str) -> str:
+    """The leaderboard as ``json``, ``csv`` or ``markdown`` text (``table`` is :func:`rich_table`)."""
     key = normalize_metric(metric)
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str)
@@ -240,8 +208,7 @@ def render(rows: list[dict[str, Any]], fmt: str, metric: str) -> str:
     if fmt == "csv":
         fields = [
             *columns[:3],
-            f"{key}_ci_low",
-            f"{key}_ci_high",
+            *S.ci_names(key),
             "vs_champion_diff",
             "vs_champion_ci_low",
             "vs_champion_ci_high",
@@ -260,18 +227,15 @@ def render(rows: list[dict[str, Any]], fmt: str, metric: str) -> str:
         return out.getvalue()
     if fmt == "markdown":
         headers, table = table_cells(rows, key)
-        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         for row, cells in zip(rows, table, strict=True):
             if row["champion"]:
                 cells[1] = f"**{cells[1]}**"
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-        lines.append(legend(key))
-        return "\n".join(lines)
+        return f"{markdown_table(headers, table)}\n\n{legend(key)}"
     raise ValueError(fmt)
 
 
 def legend(key: str) -> str:
+    """How to read the table, in one paragraph."""
     return (
         f"Ranked by {key} (ties: test_f1, test_roc_auc), 95% stratified-bootstrap interval in "
         "brackets. vs_champion: paired difference on the same test images [bootstrap interval], "
@@ -281,16 +245,17 @@ def legend(key: str) -> str:
 
 
 def rich_table(rows: list[dict[str, Any]], metric: str, title: str) -> Any:
+    """The leaderboard as a rich table for the terminal: champion starred, group B dimmed."""
+    from rich.markup import escape
     from rich.table import Table
 
     key = normalize_metric(metric)
-    from rich.markup import escape
 
     table = Table(title=title, caption=escape(legend(key)))
     columns = _columns(key)
     for c in columns:
         table.add_column(
-            c.removeprefix("test_"), justify="left" if c in ("model", "vs_champion") else "right"
+            c.removeprefix(S.TEST_PREFIX), justify="left" if c in ("model", "vs_champion") else "right"
         )
     for row in rows:
         cells = [_cell(row, c, key) for c in columns]

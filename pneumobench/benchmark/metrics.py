@@ -1,7 +1,9 @@
 """Classification metrics, all from scikit-learn. Pneumonia is the positive class.
 
 One function serves validation (every epoch) and test (once per final model), so the numbers Optuna
-optimizes and the numbers the leaderboard ranks are computed the same way.
+optimizes and the numbers the leaderboard ranks are computed the same way. Names: the seven
+``LEADERBOARD_METRICS``; with three classes their macro averages, ``<metric>_<class>`` per class and
+``binary_<metric>`` for any pneumonia vs normal (see :func:`pneumonia_score`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,18 @@ from sklearn import metrics as skm
 LEADERBOARD_METRICS = ("recall", "f1", "precision", "specificity", "accuracy", "roc_auc", "pr_auc")
 
 
-def _safe(fn, *args, **kwargs) -> float:  # type: ignore[no-untyped-def]
+def is_pneumonia(y_true: np.ndarray) -> np.ndarray:
+    """Any pneumonia (label != 0, normal being class 0) as 0/1: the clinical question."""
+    return (np.asarray(y_true) != 0).astype(int)
+
+
+def pneumonia_score(probs: np.ndarray) -> np.ndarray:
+    """P(any pneumonia) = 1 - P(normal). With two classes it is P(pneumonia) (up to rounding); with
+    three, bacterial and viral together. Operating points, DeLong and the report's curves use it."""
+    return 1.0 - np.asarray(probs)[:, 0]
+
+
+def _nan_if_undefined(fn, *args, **kwargs) -> float:  # type: ignore[no-untyped-def]
     """A metric that is undefined on this sample (one class only) is NaN, not a crash."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -28,16 +41,17 @@ def _safe(fn, *args, **kwargs) -> float:  # type: ignore[no-untyped-def]
 def binary_metrics(
     y_true: np.ndarray, p_positive: np.ndarray, threshold: float = 0.5
 ) -> dict[str, float]:
+    """The seven leaderboard metrics of 0/1 labels, deciding positive at ``p >= threshold``."""
     y_pred = (p_positive >= threshold).astype(int)
     tn, fp, _fn, _tp = skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
     return {
-        "accuracy": _safe(skm.accuracy_score, y_true, y_pred),
-        "precision": _safe(skm.precision_score, y_true, y_pred, zero_division=0),
-        "recall": _safe(skm.recall_score, y_true, y_pred, zero_division=0),
+        "accuracy": _nan_if_undefined(skm.accuracy_score, y_true, y_pred),
+        "precision": _nan_if_undefined(skm.precision_score, y_true, y_pred, zero_division=0),
+        "recall": _nan_if_undefined(skm.recall_score, y_true, y_pred, zero_division=0),
         "specificity": float(tn / (tn + fp)) if tn + fp else math.nan,
-        "f1": _safe(skm.f1_score, y_true, y_pred, zero_division=0),
-        "roc_auc": _safe(skm.roc_auc_score, y_true, p_positive),
-        "pr_auc": _safe(skm.average_precision_score, y_true, p_positive),
+        "f1": _nan_if_undefined(skm.f1_score, y_true, y_pred, zero_division=0),
+        "roc_auc": _nan_if_undefined(skm.roc_auc_score, y_true, p_positive),
+        "pr_auc": _nan_if_undefined(skm.average_precision_score, y_true, p_positive),
     }
 
 
@@ -60,19 +74,19 @@ def classification_metrics(
         fp = cm[:, k].sum() - cm[k, k]
         specificity.append(tn / (tn + fp) if tn + fp else math.nan)
     out = {
-        "accuracy": _safe(skm.accuracy_score, y_true, y_pred),
-        "precision": _safe(
+        "accuracy": _nan_if_undefined(skm.accuracy_score, y_true, y_pred),
+        "precision": _nan_if_undefined(
             skm.precision_score, y_true, y_pred, labels=labels, average="macro", zero_division=0
         ),
-        "recall": _safe(
+        "recall": _nan_if_undefined(
             skm.recall_score, y_true, y_pred, labels=labels, average="macro", zero_division=0
         ),
         "specificity": float(np.nanmean(specificity)),
-        "f1": _safe(skm.f1_score, y_true, y_pred, labels=labels, average="macro", zero_division=0),
-        "roc_auc": _safe(
+        "f1": _nan_if_undefined(skm.f1_score, y_true, y_pred, labels=labels, average="macro", zero_division=0),
+        "roc_auc": _nan_if_undefined(
             skm.roc_auc_score, y_true, probs, multi_class="ovr", average="macro", labels=labels
         ),
-        "pr_auc": _safe(skm.average_precision_score, onehot, probs, average="macro"),
+        "pr_auc": _nan_if_undefined(skm.average_precision_score, onehot, probs, average="macro"),
     }
     per_class = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     for k, name in enumerate(class_names):
@@ -80,7 +94,7 @@ def classification_metrics(
         out[f"recall_{name}"] = float(per_class[1][k])
         out[f"f1_{name}"] = float(per_class[2][k])
         out[f"specificity_{name}"] = float(specificity[k])
-    collapsed = binary_metrics((y_true != 0).astype(int), 1.0 - probs[:, 0])
+    collapsed = binary_metrics(is_pneumonia(y_true), pneumonia_score(probs))
     out.update({f"binary_{k}": v for k, v in collapsed.items()})
     return out
 

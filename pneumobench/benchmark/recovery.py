@@ -14,10 +14,8 @@ import socket
 import optuna
 from optuna.trial import TrialState
 
-from pneumobench.benchmark import tracking as T
-
-WORKER_ATTR = "worker"
-RUN_ATTR = "mlflow_run_id"
+from pneumobench.tracking import schema as S
+from pneumobench.tracking.writer import close_orphan_trial_run
 
 
 def host_name() -> str:
@@ -27,6 +25,7 @@ def host_name() -> str:
 
 
 def this_worker() -> str:
+    """``host:pid`` of this process: who runs a trial or holds a claim."""
     return f"{host_name()}:{os.getpid()}"
 
 
@@ -56,7 +55,7 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
     retry = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if is_dead_local_worker(str(trial.user_attrs.get(WORKER_ATTR, ""))):
+        if is_dead_local_worker(str(trial.user_attrs.get(S.TRIAL_WORKER_ATTR, ""))):
             try:
                 if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
                     continue
@@ -70,18 +69,9 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
 
 def close_orphan_runs(study: optuna.Study) -> list[str]:
     """MLflow runs of failed trials that were left RUNNING (process killed) become FAILED."""
-    import mlflow
-
-    client = mlflow.MlflowClient()
     closed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-        run_id = trial.user_attrs.get(RUN_ATTR)
-        if not run_id:
-            continue
-        run = client.get_run(run_id)
-        if run.info.status == "RUNNING":
-            client.set_tag(run_id, T.TRIAL_STATE, "FAIL")
-            client.set_tag(run_id, "pneumobench.fail_reason", "the process running it was killed")
-            client.set_terminated(run_id, "FAILED")
-            closed.append(run_id)
+        run_id = trial.user_attrs.get(S.TRIAL_RUN_ATTR)
+        if run_id and close_orphan_trial_run(str(run_id)):
+            closed.append(str(run_id))
     return closed

@@ -9,32 +9,33 @@ from __future__ import annotations
 
 import base64
 import html
-import io
-import math
 import platform
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pneumobench import __version__
-from pneumobench.benchmark import tracking as T
+from pneumobench.benchmark import plots
 from pneumobench.benchmark.leaderboard import (
     legend,
     load_leaderboard,
     normalize_metric,
-    read_predictions,
     table_cells,
 )
-
-SUMMARY_ROLE = "summary"
+from pneumobench.benchmark.metrics import is_pneumonia, pneumonia_score
+from pneumobench.data.labels import class_names_for
+from pneumobench.text import markdown_table, safe_name
+from pneumobench.tracking import reader
+from pneumobench.tracking import schema as S
+from pneumobench.tracking.store import client
 
 
 @dataclass
 class Figure:
+    """One embedded plot."""
+
     name: str  # file stem, also the kind of plot
     title: str
     png: bytes
@@ -43,6 +44,8 @@ class Figure:
 
 @dataclass
 class Report:
+    """Everything a report shows, read back from MLflow and Optuna; written by ``write_report``."""
+
     experiment: str
     metric: str
     tracking_uri: str
@@ -63,17 +66,13 @@ def build_report(
     metric: str = "recall",
     n_resamples: int = 1000,
 ) -> Report:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import mlflow
-
+    """Read an experiment's final models (MLflow) and studies (Optuna ``storage``, optional)."""
     key = normalize_metric(metric)
     rows = load_leaderboard(experiment, metric, tracking_uri, n_resamples=n_resamples)
-    client = mlflow.MlflowClient(tracking_uri)
+    store = client(tracking_uri)
     headers, cells = table_cells(rows, key)
     evaluated = [r for r in rows if r["status"] == "evaluated"]
-    runs = {r["model"]: client.get_run(r["run_id"]) for r in rows}
+    runs = {r["model"]: store.get_run(r["run_id"]) for r in rows}
     report = Report(
         experiment=experiment,
         metric=key,
@@ -87,13 +86,13 @@ def build_report(
     )
     predictions = {}
     for row in evaluated:
-        _, y, probs = read_predictions(client, row["run_id"])
+        _, y, probs = reader.read_predictions(store, row["run_id"])
         predictions[row["model"]] = (y, probs)
     class_names = _class_names(runs, predictions)
     if predictions:
         report.figures.append(_roc_pr(predictions, class_names))
         report.figures.append(_confusion_grid(predictions, class_names))
-    curves = _validation_curves(client, runs)
+    curves = _validation_curves(store, runs)
     if curves is not None:
         report.figures.append(curves)
     if storage:
@@ -136,167 +135,73 @@ def _data_rows(runs: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def _environment(runs: dict[str, Any]) -> dict[str, str]:
-    import mlflow
-    import optuna
-    import torch
-
     env: dict[str, str] = {}
     if runs:
         tags = next(iter(runs.values())).data.tags
-        for key in (
-            "versions",
-            "device",
-            "git_commit",
-            "pneumobench_version",
-            "dataset_digest",
-            "seed",
-            "task",
-        ):
+        for key in S.PROVENANCE_TAGS:
             if key in tags:
                 env[f"runs: {key.replace('_', ' ')}"] = tags[key]
     env["report made"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     env["report made with"] = (
-        f"pneumobench {__version__}, python {platform.python_version()}, torch "
-        f"{torch.__version__}, mlflow {mlflow.__version__}, optuna {optuna.__version__}"
+        f"pneumobench {__version__}, python {platform.python_version()}, "
+        + ", ".join(f"{n} {version(n)}" for n in ("torch", "mlflow", "optuna"))
     )
     return env
 
 
 def _class_names(runs: dict[str, Any], predictions: dict) -> list[str]:
     for run in runs.values():
-        names = run.data.tags.get("class_names")
+        names = run.data.tags.get(S.CLASS_NAMES)
         if names:
             return names.split(",")
     k = next(iter(predictions.values()))[1].shape[1] if predictions else 2
-    return ["NORMAL", "PNEUMONIA"] if k == 2 else [f"class {i}" for i in range(k)]
-
-
-def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _pneumonia_score(y: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Binary: P(pneumonia). Multiclass: 1 - P(normal), the clinical question (any pneumonia)."""
-    if probs.shape[1] == 2:
-        return (y == 1).astype(int), probs[:, 1]
-    return (y != 0).astype(int), 1.0 - probs[:, 0]
+    return list(class_names_for("binary" if k == 2 else "multiclass"))
 
 
 def _roc_pr(predictions: dict, class_names: list[str]) -> Figure:
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
-
-    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(11, 4.8))
-    for label, (y, probs) in predictions.items():
-        truth, score = _pneumonia_score(y, probs)
-        fpr, tpr, _ = roc_curve(truth, score)
-        roc_ax.plot(fpr, tpr, lw=1.6, label=f"{label} (AUC {auc(fpr, tpr):.3f})")
-        precision, recall, _ = precision_recall_curve(truth, score)
-        ap = average_precision_score(truth, score)
-        pr_ax.step(recall, precision, where="post", lw=1.6, label=f"{label} (AP {ap:.3f})")
-    roc_ax.plot([0, 1], [0, 1], "k--", lw=0.8)
-    roc_ax.set(xlabel="1 - specificity", ylabel="recall (sensitivity)", title="ROC, test set")
-    pr_ax.set(xlabel="recall", ylabel="precision", title="Precision-recall, test set")
-    for ax in (roc_ax, pr_ax):
-        ax.legend(loc="lower right" if ax is roc_ax else "lower left", fontsize=8)
-        ax.grid(alpha=0.3)
+    curves = {
+        label: (is_pneumonia(y), pneumonia_score(probs)) for label, (y, probs) in predictions.items()
+    }
     positive = "pneumonia" if len(class_names) == 2 else "any pneumonia (1 - P(normal))"
     return Figure(
         "roc_pr",
         "ROC and precision-recall curves, all models",
-        _png(fig),
+        plots.png(plots.roc_pr(curves, "test set")),
         f"Positive class: {positive}. Each final model's test predictions.",
     )
 
 
 def _confusion_grid(predictions: dict, class_names: list[str]) -> Figure:
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    n = len(predictions)
-    cols = min(n, 4)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False)
-    for ax, (label, (y, probs)) in zip(axes.flat, predictions.items(), strict=False):
-        ConfusionMatrixDisplay.from_predictions(
-            y,
-            probs.argmax(1),
-            labels=list(range(probs.shape[1])),
-            display_labels=class_names[: probs.shape[1]],
-            ax=ax,
-            colorbar=False,
-        )
-        ax.set_title(label, fontsize=10)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    fig.tight_layout()
+    panels = {label: (y, probs.argmax(1)) for label, (y, probs) in predictions.items()}
     return Figure(
-        "confusion_matrices", "Confusion matrices, test set (threshold: argmax)", _png(fig)
+        "confusion_matrices",
+        "Confusion matrices, test set (threshold: argmax)",
+        plots.png(plots.confusion_grid(panels, class_names)),
     )
 
 
-def _validation_curves(client: Any, runs: dict[str, Any]) -> Figure | None:
+def _validation_curves(store: Any, runs: dict[str, Any]) -> Figure | None:
     """Per model, the best trial's per-epoch losses and validation objective."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
     series = {}
     for label, run in runs.items():
-        best = run.data.tags.get("best_trial")
+        best = run.data.tags.get(S.BEST_TRIAL)
         if best is None:
             continue
-        trials = client.search_runs(
-            [run.info.experiment_id],
-            filter_string=(
-                f"tags.`{T.ROLE}` = 'trial' and tags.`{T.LABEL}` = '{label}' "
-                f"and tags.`{T.TRIAL_NUMBER}` = '{best}'"
-            ),
-            max_results=1,
-        )
-        if not trials:
+        trial = reader.trial_run(store, run.info.experiment_id, label, best)
+        if trial is None:
             continue
-        objective = run.data.params.get("search.objective", "val_f1")
-        trial_id = trials[0].info.run_id
+        objective = run.data.params.get(S.PARAM_OBJECTIVE, "val_f1")
         series[label] = {
-            name: [(m.step, m.value) for m in client.get_metric_history(trial_id, name)]
+            name: reader.metric_history(store, trial.info.run_id, name)
             for name in ("train_loss", "val_loss", objective)
         }
-        series[label]["_objective"] = objective  # type: ignore[assignment]
-        series[label]["_trial"] = best  # type: ignore[assignment]
+        series[label].update(_objective=objective, _trial=best)
     if not series:
         return None
-    n = len(series)
-    cols = min(n, 4)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.2 * rows), squeeze=False)
-    for ax, (label, s) in zip(axes.flat, series.items(), strict=False):
-        objective = s.pop("_objective")
-        trial = s.pop("_trial")
-        for name, style in (("train_loss", "-"), ("val_loss", "--")):
-            if s.get(name):
-                steps, values = zip(*sorted(s[name]), strict=True)
-                ax.plot(steps, values, style, label=name)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(f"{label} (trial {trial})", fontsize=10)
-        if s.get(objective):
-            twin = ax.twinx()
-            steps, values = zip(*sorted(s[objective]), strict=True)
-            twin.plot(steps, values, "g.-", label=objective)
-            twin.set_ylabel(objective, color="g")
-        ax.legend(fontsize=7, loc="upper right")
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    fig.tight_layout()
     return Figure(
         "validation_curves",
         "Training curves of each model's best trial",
-        _png(fig),
+        plots.png(plots.training_curves(series)),
         "Losses (left axis) and the validation objective (right axis, green) per epoch.",
     )
 
@@ -308,7 +213,7 @@ def _study_figures(label: str, run: Any, storage: str, notes: list[str]) -> list
     import optuna
     from optuna.visualization import matplotlib as ovm
 
-    study_name = run.data.tags.get(T.STUDY)
+    study_name = run.data.tags.get(S.STUDY)
     if not study_name:
         return []
     try:
@@ -317,7 +222,7 @@ def _study_figures(label: str, run: Any, storage: str, notes: list[str]) -> list
         notes.append(f"{label}: study '{study_name}' is not in the Optuna storage given")
         return []
     out = []
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
+    safe = safe_name(label)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optuna's matplotlib plots are "experimental"
         complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
@@ -326,7 +231,9 @@ def _study_figures(label: str, run: Any, storage: str, notes: list[str]) -> list
             return out
         ax = ovm.plot_optimization_history(study)
         _retitle(ax, f"{label}: optimization history")
-        out.append(Figure(f"history_{safe}", f"{label}: optimization history", _png(ax.figure)))
+        out.append(
+            Figure(f"history_{safe}", f"{label}: optimization history", plots.png(ax.figure))
+        )
         varied = {k for t in complete for k in t.params} if len(complete) >= 2 else set()
         if varied:
             try:
@@ -336,7 +243,7 @@ def _study_figures(label: str, run: Any, storage: str, notes: list[str]) -> list
                     Figure(
                         f"importances_{safe}",
                         f"{label}: hyperparameter importances",
-                        _png(ax.figure),
+                        plots.png(ax.figure),
                         f"fANOVA over {len(complete)} complete trials: with a few dozen trials or "
                         "fewer, read it as a hint, not a finding.",
                     )
@@ -372,6 +279,7 @@ figcaption,.legend,.note{color:#555;font-size:.85rem}
 
 
 def to_html(report: Report) -> str:
+    """One self-contained HTML page: figures embedded as PNG data URIs."""
     e = html.escape
     parts = [
         "<!DOCTYPE html>",
@@ -446,7 +354,7 @@ def to_markdown(report: Report, image_dir: Path, link_prefix: str) -> str:
         "",
         f"Ranked by {report.metric} on the held-out test set.",
         "",
-        _md_table(report.headers, report.cells),
+        markdown_table(report.headers, report.cells),
         "",
         report.legend,
         "",
@@ -454,7 +362,7 @@ def to_markdown(report: Report, image_dir: Path, link_prefix: str) -> str:
         "",
     ]
     if report.data_rows:
-        lines.append(_md_table(*_dict_rows(report.data_rows)))
+        lines.append(markdown_table(*_dict_rows(report.data_rows)))
     for fig in report.figures:
         (image_dir / f"{fig.name}.png").write_bytes(fig.png)
         lines += ["", f"### {fig.title}", "", f"![{fig.title}]({link_prefix}{fig.name}.png)"]
@@ -464,20 +372,11 @@ def to_markdown(report: Report, image_dir: Path, link_prefix: str) -> str:
         "",
         "## Environment",
         "",
-        _md_table(["", ""], [list(kv) for kv in report.environment.items()]),
+        markdown_table(["", ""], [list(kv) for kv in report.environment.items()]),
     ]
     if report.notes:
         lines += ["", "## Notes", "", *(f"- {n}" for n in report.notes)]
     return "\n".join(lines) + "\n"
-
-
-def _md_table(headers: list[str], cells: list[list[str]]) -> str:
-    def esc(text: str) -> str:
-        return str(text).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(esc(h) for h in headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in cells]
-    return "\n".join(lines)
 
 
 def write_report(report: Report, out: Path) -> list[Path]:
@@ -493,24 +392,6 @@ def write_report(report: Report, out: Path) -> list[Path]:
 
 def log_to_mlflow(report: Report, paths: list[Path]) -> str:
     """Attach the report to the experiment's summary run (made once, reused); its run id."""
-    import mlflow
+    from pneumobench.tracking.writer import attach_report
 
-    client = mlflow.MlflowClient(report.tracking_uri)
-    experiment = client.get_experiment_by_name(report.experiment)
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`{T.ROLE}` = '{SUMMARY_ROLE}'",
-        max_results=1,
-    )
-    if runs:
-        run_id = runs[0].info.run_id
-    else:
-        run_id = client.create_run(
-            experiment.experiment_id, run_name="summary", tags={T.ROLE: SUMMARY_ROLE}
-        ).info.run_id
-        client.set_terminated(run_id, "FINISHED")
-    for path in paths:
-        sub = "report" if path.suffix in (".html", ".md") else f"report/{path.parent.name}"
-        client.log_artifact(run_id, str(path), sub)
-    client.set_tag(run_id, "models", ", ".join(report.models))
-    return run_id
+    return attach_report(report.tracking_uri, report.experiment, paths, report.models)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import TrialState
@@ -13,20 +13,21 @@ from optuna.trial import TrialState
 from pneumobench.config import CategoricalParam, ExperimentConfig, FloatParam, IntParam
 from pneumobench.errors import TrackingError
 
+if TYPE_CHECKING:
+    from pneumobench.benchmark.run.plan import ModelPlan
+
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def study_name(experiment: str, label: str) -> str:
-    return f"{experiment}/{label}"
-
-
 def make_sampler(config: ExperimentConfig) -> optuna.samplers.BaseSampler:
+    """Seeded TPE (or random search) as ``search.sampler`` says."""
     if config.search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=config.seed)
     return optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=5)
 
 
 def make_pruner(config: ExperimentConfig, max_epochs: int) -> optuna.pruners.BasePruner:
+    """The ``search.pruner``: median, hyperband over epochs, or none."""
     if config.search.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
     if config.search.pruner == "hyperband":
@@ -79,22 +80,25 @@ def storage_for(config: ExperimentConfig) -> optuna.storages.RDBStorage:
     return _storages[key]
 
 
-def open_study(config: ExperimentConfig, label: str, max_epochs: int) -> optuna.Study:
+def open_study(config: ExperimentConfig, plan: ModelPlan) -> optuna.Study:
+    """The plan's study, created on first use and loaded (with its trials) afterwards."""
     return optuna.create_study(
-        study_name=study_name(config.name, label),
+        study_name=plan.study_name,
         storage=storage_for(config),
-        direction=config.search.direction,
+        direction=plan.direction,
         sampler=make_sampler(config),
-        pruner=make_pruner(config, max_epochs),
+        pruner=make_pruner(config, plan.protocol.max_epochs),
         load_if_exists=True,
     )
 
 
 def counted_trials(study: optuna.Study) -> int:
+    """Finished trials (complete or pruned): what ``n_trials`` counts."""
     return len(study.get_trials(deepcopy=False, states=COUNTED))
 
 
 def suggest(trial: optuna.Trial, space: dict[str, Any]) -> dict[str, Any]:
+    """Sample every parameter of the search space for ``trial``."""
     params: dict[str, Any] = {}
     for name, spec in space.items():
         if isinstance(spec, FloatParam):
@@ -123,15 +127,12 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     return min(complete, key=lambda t: (sign * float(t.value), t.number))
 
 
-def beats(value: float, number: int, best: optuna.trial.FrozenTrial | None, maximize: bool) -> bool:
+def beats(
+    value: float, number: int, best: optuna.trial.FrozenTrial | None, direction: str
+) -> bool:
     """Whether trial ``number`` with ``value`` would be ``best_trial`` over ``best``."""
     if best is None or best.value is None:
         return True
     if value == best.value:
         return number < best.number
-    return value > best.value if maximize else value < best.value
-
-
-def best_value(study: optuna.Study) -> float | None:
-    best = best_trial(study)
-    return None if best is None else best.value
+    return value > best.value if direction == "maximize" else value < best.value

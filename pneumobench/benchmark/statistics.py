@@ -12,7 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from pneumobench.benchmark.metrics import classification_metrics
+from pneumobench.benchmark.metrics import (
+    classification_metrics,
+    is_pneumonia,
+    pneumonia_score,
+)
 
 # --- bootstrap ----------------------------------------------------------------------------
 
@@ -31,7 +35,7 @@ def stratified_resamples(y_true: np.ndarray, n_resamples: int, seed: int) -> np.
     return out
 
 
-def _binary_vectorized(
+def binary_vectorized(
     y: np.ndarray, p: np.ndarray, threshold: float = 0.5
 ) -> dict[str, np.ndarray]:
     """The threshold metrics and ROC AUC for many resamples at once: rows are resamples."""
@@ -81,7 +85,7 @@ def bootstrap_distribution(
 ) -> dict[str, np.ndarray]:
     """Every test metric on every resample."""
     if probs.shape[1] == 2:
-        return _binary_vectorized(y_true[resamples], probs[:, 1][resamples])
+        return binary_vectorized(y_true[resamples], probs[:, 1][resamples])
     names = tuple(str(i) for i in range(probs.shape[1]))
     rows = [classification_metrics(y_true[idx], probs[idx], names) for idx in resamples]
     return {k: np.array([r[k] for r in rows]) for k in rows[0]}
@@ -201,10 +205,10 @@ def paired_comparison(
     if metric.startswith("op_"):
         if thresholds is None:
             raise ValueError("op_* metrics need the two models' thresholds")
-        name, sick = metric.removeprefix("op_"), (y_true != 0).astype(int)
+        name, sick = metric.removeprefix("op_"), is_pneumonia(y_true)
         everything = np.arange(len(y_true))[None]
         a, b, full_a, full_b = (
-            _binary_vectorized(sick[rows], (1 - p[:, 0])[rows], t)[name]
+            binary_vectorized(sick[rows], pneumonia_score(p)[rows], t)[name]
             for rows in (resamples, everything)
             for p, t in ((probs_model, thresholds[0]), (probs_champion, thresholds[1]))
         )
@@ -225,8 +229,9 @@ def paired_comparison(
     correct_a = probs_model.argmax(1) == y_true
     correct_b = probs_champion.argmax(1) == y_true
     b_count, c_count, p_mcnemar = mcnemar_exact(correct_a, correct_b)
-    sick = y_true != 0
-    _, _, p_delong = delong_test(sick, 1 - probs_model[:, 0], 1 - probs_champion[:, 0])
+    _, _, p_delong = delong_test(
+        is_pneumonia(y_true), pneumonia_score(probs_model), pneumonia_score(probs_champion)
+    )
     return PairedComparison(
         float(full),
         percentile_interval(diffs),

@@ -34,21 +34,24 @@ class DivergedError(RuntimeError):
 
 @dataclass
 class FitResult:
+    """The restored best epoch of one training run, with its weights (on the CPU)."""
+
     best_epoch: int
     best_score: float
-    best_metrics: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     state_dict: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     stopped_early: bool = False
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's global generators."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
 def is_better(score: float, best: float | None, direction: str) -> bool:
+    """Whether ``score`` improves on ``best`` in ``direction`` ("maximize" | "minimize"); NaN never does."""
     if math.isnan(score):
         return False
     if best is None or math.isnan(best):
@@ -128,7 +131,7 @@ def fit(
         score = metrics[objective]
         if best is None or is_better(score, best.best_score, direction):
             state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            best = FitResult(epoch, score, dict(metrics), state_dict=state)
+            best = FitResult(epoch, score, state_dict=state)
             stale = 0
         else:
             stale += 1

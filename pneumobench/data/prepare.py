@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from pneumobench.config import ExperimentConfig
-from pneumobench.data.cache import cache_key, cached_array
-from pneumobench.data.decode import decode_many, unreadable_error
-from pneumobench.data.folder import scan_folder
-from pneumobench.data.medmnist_source import load_medmnist
 from pneumobench.data.records import ImageRecord, records_digest
+from pneumobench.data.sources import get_source
+from pneumobench.data.sources.base import SourceRequest
 from pneumobench.data.split import carve_validation
+
+SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -39,11 +39,12 @@ class Split:
 
 @dataclass
 class PreparedData:
+    """Train, validation and test of one experiment, and what a user should know about them."""
+
     train: Split
     val: Split
     test: Split
     class_names: tuple[str, ...]
-    image_size: int
     source: str
     root: Path
     digest: str  # identity of the images, labels and split assignment
@@ -52,6 +53,7 @@ class PreparedData:
     leaks: list[list[str]] = field(default_factory=list)  # byte-identical files in several splits
 
     def splits(self) -> dict[str, Split]:
+        """The three splits by name."""
         return {"train": self.train, "val": self.val, "test": self.test}
 
     def split_csv(self) -> str:
@@ -65,6 +67,8 @@ class PreparedData:
         return out.getvalue()
 
     def summary(self) -> dict[str, int]:
+        """Images, patients and images per class of each split (``n_train``, ``patients_val``,
+        ``n_test_pneumonia``, ...)."""
         out: dict[str, int] = {}
         for name, split in self.splits().items():
             out[f"n_{name}"] = len(split)
@@ -75,95 +79,91 @@ class PreparedData:
 
 
 def prepare_data(config: ExperimentConfig) -> PreparedData:
+    """Load ``config.data`` through its source, split it, and describe what was loaded.
+
+    The validation set is carved from train by patient where the source knows patients (see
+    ``DataSource.carves_validation``); the digest identifies images, labels, split and size.
+    """
     data = config.data
-    root = config.data_path()
-    size = data.image_size
-    cache_dir = Path(data.cache_dir).expanduser()
-    notes: list[str] = []
-    skipped: list[str] = []
-    excluded: set[int] = set()
-    decode_notes: dict = {}
-
-    if data.source == "medmnist":
-        records, raw = load_medmnist(root)
-        stat = (root if root.suffix == ".npz" else root / "pneumoniamnist.npz").stat()
-        fingerprint = f"{records_digest(records)}|{stat.st_size}|{stat.st_mtime_ns}"
-        records, raw = _limit(records, raw, data.limit_per_class, config.seed)
-        images, decode_notes = cached_array(
-            cache_key(fingerprint + _limit_tag(config), size),
-            cache_dir,
-            lambda: (_resize(raw, size), {}),
-        )
-        notes.append("MedMNIST has no patient ids: its official val split is used as it is")
-    else:
-        records = scan_folder(root, config.task)
-        records, _ = _limit(records, None, data.limit_per_class, config.seed)
-        paths = [root / r.key for r in records]
-        stats = [p.stat() for p in paths]
-        fingerprint = records_digest(
-            records, "|".join(f"{s.st_size}:{s.st_mtime_ns}" for s in stats)
-        )
-        images, decode_notes = cached_array(
-            cache_key(fingerprint, size), cache_dir, lambda: decode_many(paths, size)
-        )
-        bad = [(int(i), str(reason)) for i, reason in decode_notes.get("bad", [])]
-        if bad and data.on_bad_image == "error":
-            raise unreadable_error([f"{paths[i]}: {reason}" for i, reason in bad])
-        for i, reason in bad:
-            skipped.append(f"{records[i].key}: {reason}")
-        if bad:
-            notes.append(f"{len(bad)} unreadable image(s) left out (data.on_bad_image: skip)")
-        excluded = {i for i, _ in bad}
-
+    request = source_request(config)
+    source = get_source(data.source)
+    loaded = source.load(request)
+    records, notes = loaded.records, list(loaded.notes)
     labels = np.array([r.label for r in records], dtype=np.int64)
-    by_split = {
+    on_disk = {
         s: np.array(
-            [i for i, r in enumerate(records) if r.split == s and i not in excluded], dtype=np.int64
+            [i for i, r in enumerate(records) if r.split == s and i not in loaded.excluded],
+            dtype=np.int64,
         )
-        for s in ("train", "val", "test")
+        for s in SPLITS
     }
-    if data.source == "folder" and (data.merge_official_val or len(by_split["val"]) == 0):
-        pool = np.concatenate([by_split["train"], by_split["val"]])
-        pool.sort()
-        patients = [records[i].patient for i in pool]
-        tr, va = carve_validation(labels[pool], patients, data.val_fraction, config.seed)
-        train_idx, val_idx = pool[tr], pool[va]
+    train_idx, val_idx = on_disk["train"], on_disk["val"]
+    if source.carves_validation and (data.merge_official_val or len(val_idx) == 0):
+        train_idx, val_idx = _carve(records, labels, train_idx, val_idx, data.val_fraction, config.seed)
         notes.append(
             f"validation carved from train by patient ({data.val_fraction:.0%}, seed {config.seed})"
         )
-    else:
-        train_idx, val_idx = by_split["train"], by_split["val"]
-
-    def make(idx: np.ndarray) -> Split:
-        return Split(
-            source=images,
+    final = {"train": train_idx, "val": val_idx, "test": on_disk["test"]}
+    splits = {
+        name: Split(
+            source=loaded.images,
             index=idx,
             labels=labels[idx],
             keys=[records[i].key for i in idx],
             patients=[records[i].patient for i in idx],
         )
-
-    train, val, test = make(train_idx), make(val_idx), make(by_split["test"])
-    assignment = [
-        ImageRecord(k, s, 0, "")
-        for s, sp in (("train", train), ("val", val), ("test", test))
-        for k in sp.keys
-    ]
-    digest = records_digest(records, records_digest(assignment, str(size)))
-    final_split = {
-        int(i): name
-        for name, idx in (("train", train_idx), ("val", val_idx), ("test", by_split["test"]))
-        for i in idx
+        for name, idx in final.items()
     }
-    leaks = cross_split_duplicates(decode_notes.get("sha1", []), final_split, records)
+    assignment = [ImageRecord(k, s, 0, "") for s, sp in splits.items() for k in sp.keys]
+    digest = records_digest(records, records_digest(assignment, str(data.image_size)))
+    where = {int(i): name for name, idx in final.items() for i in idx}
+    leaks = cross_split_duplicates(loaded.content_digests, where, records)
     if leaks:
         notes.append(
             f"{len(leaks)} group(s) of byte-identical images sit in more than one split (a leak); "
             "listed in data/duplicates_across_splits.csv"
         )
     return PreparedData(
-        train, val, test, config.class_names, size, data.source, root, digest, notes, skipped, leaks
+        splits["train"],
+        splits["val"],
+        splits["test"],
+        config.class_names,
+        data.source,
+        request.root,
+        digest,
+        notes,
+        loaded.skipped,
+        leaks,
     )
+
+
+def source_request(config: ExperimentConfig) -> SourceRequest:
+    """What the config asks of its data source."""
+    data = config.data
+    return SourceRequest(
+        root=config.data_path(),
+        image_size=data.image_size,
+        task=config.task,
+        seed=config.seed,
+        limit_per_class=data.limit_per_class,
+        cache_dir=Path(data.cache_dir).expanduser(),
+        on_bad_image=data.on_bad_image,
+    )
+
+
+def _carve(
+    records: list[ImageRecord],
+    labels: np.ndarray,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    fraction: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pool train and the official val, then carve validation from the pool by patient."""
+    pool = np.concatenate([train_idx, val_idx])
+    pool.sort()
+    tr, va = carve_validation(labels[pool], [records[i].patient for i in pool], fraction, seed)
+    return pool[tr], pool[va]
 
 
 def cross_split_duplicates(
@@ -179,36 +179,3 @@ def cross_split_duplicates(
         for members in groups.values()
         if len({final_split[i] for i in members}) > 1
     ]
-
-
-def _limit(
-    records: list[ImageRecord], raw: np.ndarray | None, limit: int | None, seed: int
-) -> tuple[list[ImageRecord], np.ndarray | None]:
-    """At most ``limit`` images per (split, label), drawn with the seed: for smoke runs."""
-    if not limit:
-        return records, raw
-    rng = np.random.default_rng(seed)
-    keep: list[int] = []
-    groups: dict[tuple[str, int], list[int]] = {}
-    for i, r in enumerate(records):
-        groups.setdefault((r.split, r.label), []).append(i)
-    for members in groups.values():
-        chosen = rng.choice(len(members), size=min(limit, len(members)), replace=False)
-        keep.extend(members[j] for j in chosen)
-    keep.sort()
-    return [records[i] for i in keep], (raw[keep] if raw is not None else None)
-
-
-def _limit_tag(config: ExperimentConfig) -> str:
-    return f"|limit={config.data.limit_per_class}|seed={config.seed}"
-
-
-def _resize(images: np.ndarray, size: int) -> np.ndarray:
-    if images.shape[-1] == size:
-        return np.ascontiguousarray(images)
-    import torch
-    import torch.nn.functional as F
-
-    x = torch.from_numpy(np.ascontiguousarray(images)).float().unsqueeze(1)
-    y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return y.squeeze(1).round().clamp(0, 255).to(torch.uint8).numpy()

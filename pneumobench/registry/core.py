@@ -6,13 +6,14 @@ what the protocol needs to know about it); :func:`create_model` puts the one sha
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pneumobench.errors import ModelError
+from pneumobench.text import close_matches
 
 if TYPE_CHECKING:
     from torch import nn
@@ -26,6 +27,8 @@ PREFIXES = {"timm": "timm", "tv": "torchvision"}
 
 @dataclass
 class Backbone:
+    """What a builder returns: the feature extractor and what the protocol must know about it."""
+
     module: nn.Module  # (B, in_chans, H, W) -> (B, num_features)
     num_features: int = 0  # measured by create_model with a dummy forward pass
     mean: tuple[float, ...] = (0.5,)
@@ -35,6 +38,8 @@ class Backbone:
 
 @dataclass(frozen=True)
 class Architecture:
+    """One registry entry: a name, its family, where it comes from, and its builder."""
+
     name: str
     family: str
     source: str  # custom | timm | torchvision
@@ -87,6 +92,8 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def get_architecture(name: str) -> Architecture:
+    """The entry called ``name`` (or ``timm:<name>`` / ``tv:<name>``); unknown names get close
+    matches in the error."""
     _load_builtin_entries()
     if name in _REGISTRY:
         return _REGISTRY[name]
@@ -95,7 +102,7 @@ def get_architecture(name: str) -> Architecture:
         if not rest:
             raise ModelError(f"'{name}': name the {PREFIXES[prefix]} model after '{prefix}:'")
         return _dynamic[prefix](rest)
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+    close = close_matches(name, _REGISTRY, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise ModelError(
         f"unknown model '{name}'.{hint} Registered: {', '.join(sorted(_REGISTRY))}; any timm model "
@@ -106,6 +113,28 @@ def get_architecture(name: str) -> Architecture:
 def check_model_name(name: str) -> None:
     """Fail early (before any training) on names that cannot resolve."""
     get_architecture(name)
+
+
+def library_architecture(
+    prefix: str, name: str, known: bool, all_names: Callable[[], Iterable[str]], builder: Builder
+) -> Architecture:
+    """An entry for model ``name`` of a library (``timm:``, ``tv:``), or an error with close
+    matches when the library has no such model (``known`` False)."""
+    library = PREFIXES[prefix]
+    base = name.split(".")[0]
+    if not known:
+        close = close_matches(base, all_names())
+        hint = f" Did you mean: {', '.join(f'{prefix}:{c}' for c in close)}?" if close else ""
+        raise ModelError(f"{library} has no model '{base}'.{hint}")
+    family = re.match(r"[a-z]+", base)
+    return Architecture(
+        name=f"{prefix}:{name}",
+        family=family.group(0) if family else base,
+        source=library,
+        builder=builder,
+        default_pretrained=True,
+        description=f"{library} {name}",
+    )
 
 
 def create_model(

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
-import re
 from functools import partial
 
 from pneumobench.errors import ModelError
-from pneumobench.registry.core import Architecture, Backbone, register_model, register_prefix
+from pneumobench.registry.core import (
+    Architecture,
+    Backbone,
+    library_architecture,
+    register_model,
+    register_prefix,
+)
 from pneumobench.registry.weights import weights_unavailable
 
 CURATED = {
@@ -23,6 +28,7 @@ CURATED = {
 
 
 def build_timm(timm_name: str, pretrained: bool | str, in_chans: int, image_size: int) -> Backbone:
+    """A timm model without classifier (``num_classes=0``), ``in_chans`` adapted by timm."""
     import timm
 
     full_name = f"{timm_name}.{pretrained}" if isinstance(pretrained, str) else timm_name
@@ -70,23 +76,12 @@ for _name, _family in CURATED.items():
 def _resolve(name: str) -> Architecture:
     import timm
 
-    base = name.split(".")[0]
-    if not timm.is_model(base):
-        import difflib
-
-        close = difflib.get_close_matches(base, timm.list_models(), n=3, cutoff=0.6)
-        hint = f" Did you mean: {', '.join('timm:' + c for c in close)}?" if close else ""
-        raise ModelError(
-            f"timm has no model '{base}'.{hint} `timm.list_models('*pattern*')` lists them."
-        )
-    family = re.match(r"[a-z]+", base)
-    return Architecture(
-        name=f"timm:{name}",
-        family=family.group(0) if family else base,
-        source="timm",
-        builder=partial(build_timm, name),
-        default_pretrained=True,
-        description=f"timm {name}",
+    return library_architecture(
+        "timm",
+        name,
+        timm.is_model(name.split(".")[0]),
+        timm.list_models,
+        partial(build_timm, name),
     )
 
 

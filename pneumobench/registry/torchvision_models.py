@@ -6,21 +6,25 @@ offline. ``pretrained: IMAGENET1K_V1`` picks a weights enum by name; ``true`` me
 
 from __future__ import annotations
 
-import difflib
 import os
-import re
 from functools import partial
 
 from torch import nn
 
 from pneumobench.errors import ModelError
-from pneumobench.registry.core import Architecture, Backbone, register_prefix
+from pneumobench.registry.core import (
+    Architecture,
+    Backbone,
+    library_architecture,
+    register_prefix,
+)
 from pneumobench.registry.weights import torch_hub_dir, weights_unavailable
 
 
 def build_torchvision(
     name: str, pretrained: bool | str, in_chans: int, image_size: int
 ) -> Backbone:
+    """A torchvision model with its last linear layer removed and its first conv adapted."""
     from torchvision import models
 
     weights = None
@@ -72,7 +76,10 @@ def _drop_classifier(module: nn.Module, name: str) -> int:
 
 
 def _adapt_first_conv(module: nn.Module, in_chans: int, name: str) -> None:
-    """Grey input: sum the first convolution's RGB filters (what timm does for ``in_chans=1``)."""
+    """Grey input: the first convolution's RGB filters adapted by timm's own
+    ``adapt_input_conv`` (summed for ``in_chans=1``), exactly as timm models get them."""
+    from timm.models import adapt_input_conv
+
     for conv_name, conv in module.named_modules():
         if isinstance(conv, nn.Conv2d) and conv.in_channels == 3:
             new = nn.Conv2d(
@@ -86,8 +93,7 @@ def _adapt_first_conv(module: nn.Module, in_chans: int, name: str) -> None:
                 conv.bias is not None,
                 conv.padding_mode,
             )
-            summed = conv.weight.detach().sum(dim=1, keepdim=True) / in_chans
-            new.weight.data.copy_(summed.expand(-1, in_chans, -1, -1))
+            new.weight.data.copy_(adapt_input_conv(in_chans, conv.weight.detach()))
             if conv.bias is not None:
                 new.bias.data.copy_(conv.bias.detach())
             module.set_submodule(conv_name, new)
@@ -98,19 +104,8 @@ def _adapt_first_conv(module: nn.Module, in_chans: int, name: str) -> None:
 def _resolve(name: str) -> Architecture:
     from torchvision import models
 
-    available = models.list_models()
-    if name not in available:
-        close = difflib.get_close_matches(name, available, n=3, cutoff=0.6)
-        hint = f" Did you mean: {', '.join('tv:' + c for c in close)}?" if close else ""
-        raise ModelError(f"torchvision has no model '{name}'.{hint}")
-    family = re.match(r"[a-z]+", name)
-    return Architecture(
-        name=f"tv:{name}",
-        family=family.group(0) if family else name,
-        source="torchvision",
-        builder=partial(build_torchvision, name),
-        default_pretrained=True,
-        description=f"torchvision {name}",
+    return library_architecture(
+        "tv", name, name in models.list_models(), models.list_models, partial(build_torchvision, name)
     )
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
+from pneumobench.data.cache import cache_key, cached_array
+from pneumobench.data.decode import decode_many, unreadable_error
 from pneumobench.data.labels import patient_id, pneumonia_subtype
-from pneumobench.data.records import ImageRecord
+from pneumobench.data.records import ImageRecord, records_digest
+from pneumobench.data.sources.base import DataSource, SourceImages, SourceRequest, limit_per_class
 from pneumobench.errors import DataError
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
@@ -27,7 +31,36 @@ def _subdirs(folder: Path) -> dict[str, Path]:
     return {p.name.lower(): p for p in folder.iterdir() if p.is_dir() and not is_litter(p)}
 
 
+class FolderSource(DataSource):
+    """Image files in the Kermany layout; patient ids and subtypes from the file names."""
+
+    name: ClassVar[str] = "folder"
+
+    def load(self, request: SourceRequest) -> SourceImages:
+        root, size = request.root, request.image_size
+        records = scan_folder(root, request.task)
+        records = [records[i] for i in limit_per_class(records, request.limit_per_class, request.seed)]
+        paths = [root / r.key for r in records]
+        stats = [p.stat() for p in paths]
+        fingerprint = records_digest(
+            records, "|".join(f"{s.st_size}:{s.st_mtime_ns}" for s in stats)
+        )
+        images, decoded = cached_array(
+            cache_key(fingerprint, size), request.cache_dir, lambda: decode_many(paths, size)
+        )
+        bad = [(int(i), str(reason)) for i, reason in decoded.get("bad", [])]
+        if bad and request.on_bad_image == "error":
+            raise unreadable_error([f"{paths[i]}: {reason}" for i, reason in bad])
+        out = SourceImages(records, images, content_digests=list(decoded.get("sha1", [])))
+        out.excluded = {i for i, _ in bad}
+        out.skipped = [f"{records[i].key}: {reason}" for i, reason in bad]
+        if bad:
+            out.notes.append(f"{len(bad)} unreadable image(s) left out (data.on_bad_image: skip)")
+        return out
+
+
 def scan_folder(root: Path, task: str) -> list[ImageRecord]:
+    """One record per image file under ``root``; every problem found is named in one DataError."""
     if not root.is_dir():
         raise DataError(
             f"data folder {root} does not exist. Point data.path (or $PNEUMOBENCH_DATA_ROOT) at the "

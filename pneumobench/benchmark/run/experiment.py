@@ -1,0 +1,70 @@
+"""``pneumobench run``: every configured model through search, then one test evaluation each.
+
+Re-running the same command resumes: studies keep their finished trials, a model's parent run is
+found again through its claim, and a model whose final evaluation is logged is not evaluated again.
+"""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+from rich.console import Console
+
+from pneumobench.benchmark.coordination import Claims
+from pneumobench.benchmark.device import resolve_device
+from pneumobench.benchmark.progress import make_progress
+from pneumobench.benchmark.run.model_run import ExperimentContext, ModelOutcome, ModelRun
+from pneumobench.benchmark.run.plan import plan_models
+from pneumobench.benchmark.search import storage_for
+from pneumobench.config import ExperimentConfig
+from pneumobench.data import PreparedData, prepare_data
+from pneumobench.registry import check_model_name
+from pneumobench.tracking.store import open_experiment
+
+
+def run_experiment(
+    config: ExperimentConfig, *, force: bool = False, console: Console | None = None
+) -> list[ModelOutcome]:
+    """Search and evaluate every model of ``config``, in order; one outcome per model.
+
+    Everything that can be checked without training is checked first: model names, the Optuna
+    storage and the MLflow store, then the data. ``force`` evaluates on test again even where a
+    final evaluation is logged.
+    """
+    console = console or Console()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    device = resolve_device(config.device)
+    plans = plan_models(config)
+    for plan in plans:  # fail on a misspelt model before any minute of training
+        check_model_name(plan.registry_name)
+    claims = Claims(storage_for(config).engine)  # an unreachable storage fails before any work
+    experiment_id = open_experiment(
+        config.name, config.tracking.uri, config.tracking.artifact_location
+    )
+    started = time.perf_counter()
+    data = prepare_data(config)
+    _print_data(console, config, data, str(device), time.perf_counter() - started)
+    outcomes = []
+    with make_progress(console) as progress:
+        ctx = ExperimentContext(config, data, experiment_id, device, claims, console, progress, force)
+        for plan in plans:
+            outcomes.append(ModelRun(plan, ctx).run())
+    return outcomes
+
+
+def _print_data(
+    console: Console, config: ExperimentConfig, data: PreparedData, device: str, seconds: float
+) -> None:
+    summary = data.summary()
+    console.print(
+        f"[bold]{config.name}[/]: {data.source} data from {data.root}, {config.data.image_size} px, "
+        f"train {summary['n_train']} / val {summary['n_val']} / test {summary['n_test']} images "
+        f"(digest {data.digest}, seed {config.seed}) on {device} [dim]({seconds:.1f}s to load)[/]"
+    )
+    for note in data.notes:
+        console.print(f"  [dim]{note}[/]")
+    for line in data.skipped[:10]:
+        console.print(f"  [yellow]skipped[/] {line}")
+    for group in data.leaks[:5]:
+        console.print(f"  [yellow]identical files across splits:[/] {', '.join(group)}")

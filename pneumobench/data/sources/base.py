@@ -1,0 +1,73 @@
+"""The interface every data source implements, and the one shape they all return."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from pneumobench.data.records import ImageRecord
+
+
+@dataclass(frozen=True)
+class SourceRequest:
+    """What a source is asked for: the config's ``data`` section, resolved."""
+
+    root: Path  # data.path resolved (folder, or file)
+    image_size: int
+    task: str  # binary | multiclass
+    seed: int
+    limit_per_class: int | None
+    cache_dir: Path | None
+    on_bad_image: str  # error | skip
+
+
+@dataclass
+class SourceImages:
+    """A source's answer: one record per image and its decoded pixels, row for row."""
+
+    records: list[ImageRecord]  # split as on disk (train / val / test), label, patient id
+    images: np.ndarray  # (len(records), size, size) uint8 grey
+    excluded: set[int] = field(default_factory=set)  # rows left out (unreadable, skipped)
+    skipped: list[str] = field(default_factory=list)  # "key: reason" of each excluded row
+    notes: list[str] = field(default_factory=list)  # said to the user and logged
+    content_digests: list[str] = field(default_factory=list)  # per row, to find exact duplicates
+
+
+class DataSource(ABC):
+    """Where images come from. Subclasses set the class attributes and implement ``load``."""
+
+    name: ClassVar[str]
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass")
+    # True: patient ids are known, so validation is carved from train by patient (unless the
+    # official val split is kept); False: the source's own val split is used as it is.
+    carves_validation: ClassVar[bool] = True
+
+    def check_task(self, task: str) -> str | None:
+        """Why this source cannot serve ``task`` (None if it can)."""
+        if task in self.tasks:
+            return None
+        return f"data.source {self.name} serves task {' or '.join(self.tasks)} only, not {task}"
+
+    @abstractmethod
+    def load(self, request: SourceRequest) -> SourceImages:
+        """Records and decoded images; raise ``DataError`` naming the file for bad data."""
+
+
+def limit_per_class(records: list[ImageRecord], limit: int | None, seed: int) -> list[int]:
+    """Rows to keep: at most ``limit`` images per (split, label), drawn with the seed (smoke runs)."""
+    if not limit:
+        return list(range(len(records)))
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, r in enumerate(records):
+        groups.setdefault((r.split, r.label), []).append(i)
+    for members in groups.values():
+        chosen = rng.choice(len(members), size=min(limit, len(members)), replace=False)
+        keep.extend(members[j] for j in chosen)
+    keep.sort()
+    return keep

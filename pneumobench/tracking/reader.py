@@ -1,0 +1,76 @@
+"""Reading runs back: a model's parent run, the final models of an experiment, their predictions.
+
+The leaderboard and the report see MLflow only through these functions and the names in
+:mod:`pneumobench.tracking.schema`.
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from pneumobench.tracking import schema as S
+from pneumobench.tracking.store import client
+
+
+def find_parent_run(experiment_id: str, label: str, study: str) -> Any | None:
+    """The parent run of this model in this study (written before parents were claimed)."""
+    runs = client().search_runs(
+        [experiment_id],
+        filter_string=(
+            f"tags.`{S.ROLE}` = '{S.ROLE_MODEL}' and tags.`{S.LABEL}` = '{label}' "
+            f"and tags.`{S.STUDY}` = '{study}'"
+        ),
+        order_by=["attributes.start_time ASC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def get_run(run_id: str, uri: str | None = None) -> Any:
+    return client(uri).get_run(run_id)
+
+
+def model_runs(store: Any, experiment_id: str) -> list[Any]:
+    """Every model (parent) run of an experiment, newest first."""
+    return store.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{S.ROLE}` = '{S.ROLE_MODEL}'",
+        order_by=["attributes.start_time DESC"],
+    )
+
+
+def trial_run(store: Any, experiment_id: str, label: str, number: str) -> Any | None:
+    """The MLflow run of trial ``number`` of model ``label``."""
+    runs = store.search_runs(
+        [experiment_id],
+        filter_string=(
+            f"tags.`{S.ROLE}` = '{S.ROLE_TRIAL}' and tags.`{S.LABEL}` = '{label}' "
+            f"and tags.`{S.TRIAL_NUMBER}` = '{number}'"
+        ),
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def metric_history(store: Any, run_id: str, name: str) -> list[tuple[int, float]]:
+    """(step, value) of every logged value of a metric."""
+    return [(m.step, m.value) for m in store.get_metric_history(run_id, name)]
+
+
+def read_predictions(store: Any, run_id: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(paths, y_true, class probabilities) from a final model's logged predictions CSV."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = store.download_artifacts(run_id, S.PREDICTIONS, tmp)
+        with open(local, newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader)
+            rows = list(reader)
+    prob_columns = [i for i, name in enumerate(header) if name.startswith("p_")]
+    paths = [r[0] for r in rows]
+    y = np.array([int(r[1]) for r in rows])
+    probs = np.array([[float(r[i]) for i in prob_columns] for r in rows])
+    return paths, y, probs

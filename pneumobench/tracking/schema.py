@@ -1,0 +1,100 @@
+"""Every name pneumobench writes to MLflow (and the Optuna attributes that link the two).
+
+This module is the contract between the writers (``pneumobench run``) and the readers
+(leaderboard, report, recovery): no tag, param, metric or artifact name is spelt anywhere else.
+
+Naming rule for metrics, stated once:
+
+- ``val_<metric>`` per epoch in a trial run; ``best_val_<metric>`` the best epoch's value;
+- ``test_<metric>`` on a final model's parent run, at the argmax decision;
+- ``test_op_<metric>`` at the operating point chosen on validation (``op_threshold``);
+- ``test_<metric>_ci_low`` / ``_ci_high`` its bootstrap interval;
+- ``test_<metric>_mean`` / ``_std`` across seed repeats (``n_seeds`` of them).
+
+``<metric>`` is one of ``metrics.LEADERBOARD_METRICS`` (plus per-class and ``binary_`` names for
+three classes).
+"""
+
+from __future__ import annotations
+
+# --- run roles and identity (tags) -------------------------------------------------------------
+ROLE = "pneumobench.role"
+ROLE_MODEL = "model"  # the parent run of one candidate: its search and final evaluation
+ROLE_TRIAL = "trial"  # one Optuna trial, nested under its model's run
+ROLE_REPEAT = "repeat"  # the best hyperparameters retrained with another seed
+ROLE_SUMMARY = "summary"  # the experiment's report
+LABEL = "pneumobench.label"
+STUDY = "pneumobench.study"
+TRIAL_NUMBER = "pneumobench.trial_number"
+TRIAL_STATE = "pneumobench.trial_state"
+FAIL_REASON = "pneumobench.fail_reason"
+
+# --- the final evaluation's state (tags on the model run) ---------------------------------------
+FINAL = "pneumobench.final_evaluation"
+FINAL_DONE = "done"
+FINAL_FAILED = "failed"
+FINAL_TRIALS = "pneumobench.final_trials"  # finished trials when the final model was chosen
+BEST_TRIAL = "best_trial"
+OP_TARGET_RECALL = "op_target_recall"
+MODELS = "models"  # on the summary run: the models its report covers
+
+# --- what produced the numbers (tags on the model run) ------------------------------------------
+MODEL = "model"  # the registry name
+FAMILY = "family"
+NUM_PARAMS = "num_params"
+PRETRAINED_SOURCE = "pretrained_source"
+TASK = "task"
+IMAGE_SIZE = "image_size"
+DATA_SOURCE = "data_source"
+DATASET_DIGEST = "dataset_digest"
+SEED = "seed"
+DEVICE = "device"
+GIT_COMMIT = "git_commit"
+VERSION = "pneumobench_version"
+VERSIONS = "versions"
+CLASS_NAMES = "class_names"
+PROVENANCE_TAGS = (VERSIONS, DEVICE, GIT_COMMIT, VERSION, DATASET_DIGEST, SEED, TASK)
+
+# --- params --------------------------------------------------------------------------------------
+PARAM_OBJECTIVE = "search.objective"
+DATA_PARAM_PREFIX = "data."  # data.n_train, data.patients_val, data.n_test_pneumonia, ...
+
+# --- metrics -------------------------------------------------------------------------------------
+TEST_PREFIX = "test_"
+BEST_PREFIX = "best_"
+OP_THRESHOLD = "op_threshold"
+VAL_OP_RECALL = "val_op_recall"
+N_SEEDS = "n_seeds"
+BEST_EPOCH = "best_epoch"
+TEST_ECE = "test_ece"
+
+
+def test_metric(name: str) -> str:
+    """``recall`` -> ``test_recall``; already prefixed names stay as they are."""
+    return name if name.startswith(TEST_PREFIX) else f"{TEST_PREFIX}{name}"
+
+
+def ci_names(key: str) -> tuple[str, str]:
+    """The interval's metric names of ``key`` (``test_recall`` -> ``test_recall_ci_low``, ...)."""
+    return f"{key}_ci_low", f"{key}_ci_high"
+
+
+def seed_names(key: str) -> tuple[str, str]:
+    """The seed-repeat summary names of ``key`` (``test_recall_mean``, ``test_recall_std``)."""
+    return f"{key}_mean", f"{key}_std"
+
+
+# --- artifacts -----------------------------------------------------------------------------------
+PREDICTIONS = "predictions/test_predictions.csv"
+SPLIT = "data/split.csv"
+SKIPPED_IMAGES = "data/skipped_images.txt"
+DUPLICATES = "data/duplicates_across_splits.csv"
+CHECKPOINT_DIR = "checkpoint"
+MODEL_DIR = "model"
+REPORT_DIR = "report"
+
+# --- links between Optuna and MLflow (Optuna user attributes) ------------------------------------
+STUDY_PARENT_ATTR = "mlflow_parent_run_id"
+TRIAL_RUN_ATTR = "mlflow_run_id"
+TRIAL_WORKER_ATTR = "worker"
+TRIAL_FAIL_ATTR = "fail_reason"

@@ -1,0 +1,282 @@
+"""Writing runs: the model's parent run, its trial runs, its final evaluation and seed repeats.
+
+Names come from :mod:`pneumobench.tracking.schema`; what is written comes in as plain values and
+result objects, so the code that trains and evaluates never touches MLflow itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from pneumobench.tracking import schema as S
+
+
+def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
+    """MLflow rejects NaN in some stores and plots it nowhere: undefined metrics are left out."""
+    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
+
+
+# --- the parent run of one model ----------------------------------------------------------------
+
+
+def create_candidate_run(experiment_id: str, label: str, study: str) -> str:
+    """A new, undescribed parent run for ``label``: a candidate for the study's parent slot."""
+    run = mlflow.MlflowClient().create_run(
+        experiment_id, run_name=label, tags={S.LABEL: label, S.STUDY: study}
+    )
+    return run.info.run_id
+
+
+def delete_run(run_id: str) -> None:
+    mlflow.MlflowClient().delete_run(run_id)
+
+
+@contextlib.contextmanager
+def model_run(run_id: str) -> Iterator[None]:
+    """Make the parent run active; it ends FINISHED, KILLED on Ctrl-C, FAILED on an error."""
+    mlflow.start_run(run_id=run_id)
+    try:
+        yield
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run("FINISHED")
+
+
+def describe_model_run(
+    tags: Mapping[str, str], params: Mapping[str, Any], split_csv: str, skipped: list[str],
+    leaks: list[list[str]],
+) -> None:
+    """Tags and params of the active parent run, and the audit trail of the data it saw."""
+    mlflow.set_tags({S.ROLE: S.ROLE_MODEL, **tags})
+    mlflow.log_params(dict(params))
+    mlflow.log_text(split_csv, S.SPLIT)
+    if skipped:
+        mlflow.log_text("\n".join(skipped) + "\n", S.SKIPPED_IMAGES)
+    if leaks:
+        rows = [f"{g},{member}" for g, group in enumerate(leaks) for member in group]
+        mlflow.log_text("group,split_and_path\n" + "\n".join(rows) + "\n", S.DUPLICATES)
+
+
+def mark_model_failed(message: str) -> None:
+    mlflow.set_tags({S.FINAL: S.FINAL_FAILED, S.FAIL_REASON: message})
+
+
+# --- one trial ---------------------------------------------------------------------------------
+
+
+class TrialRun:
+    """The nested MLflow run of one Optuna trial: per-epoch metrics, the best epoch's summary,
+    and its end state derived from how the trial ended (see :meth:`__exit__`)."""
+
+    def __init__(
+        self,
+        experiment_id: str,
+        label: str,
+        study: str,
+        number: int,
+        params: Mapping[str, Any],
+        objective: str,
+        direction: str,
+        *,
+        system_metrics: bool,
+        system_metrics_interval: float,
+    ) -> None:
+        if system_metrics:
+            mlflow.set_system_metrics_sampling_interval(system_metrics_interval)
+        self._run = mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=f"{label}/trial-{number:03d}",
+            nested=True,
+            log_system_metrics=system_metrics,
+            tags={
+                S.ROLE: S.ROLE_TRIAL,
+                S.LABEL: label,
+                S.STUDY: study,
+                S.TRIAL_NUMBER: str(number),
+                S.TRIAL_STATE: "RUNNING",
+            },
+        )
+        mlflow.log_params(dict(params))
+        self.objective, self.maximize = objective, direction == "maximize"
+        self.best: dict[str, float] = {}
+
+    @property
+    def run_id(self) -> str:
+        return self._run.info.run_id
+
+    def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        mlflow.log_metrics(_finite(metrics), step=epoch)
+        score, best = metrics[self.objective], self.best.get(self.objective)
+        if not math.isnan(score) and (
+            best is None or (score > best if self.maximize else score < best)
+        ):
+            self.best = {**metrics, S.BEST_EPOCH: float(epoch)}
+
+    def log_checkpoint(self, path: Path) -> None:
+        mlflow.log_artifact(str(path), S.CHECKPOINT_DIR)
+
+    def fail_reason(self, reason: str) -> None:
+        mlflow.set_tag(S.FAIL_REASON, reason[:5000])
+
+    def __enter__(self) -> TrialRun:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        import optuna
+
+        if kind is None:
+            status, state = "FINISHED", "COMPLETE"
+        elif issubclass(kind, optuna.TrialPruned):
+            status, state = "FINISHED", "PRUNED"
+        elif issubclass(kind, KeyboardInterrupt):
+            status, state = "KILLED", "INTERRUPTED"
+        else:
+            status, state = "FAILED", "FAIL"
+        if self.best:
+            summary = {
+                f"{S.BEST_PREFIX}{k}": v for k, v in self.best.items() if k.startswith("val_")
+            }
+            mlflow.log_metrics(_finite({**summary, S.BEST_EPOCH: self.best[S.BEST_EPOCH]}))
+        mlflow.set_tag(S.TRIAL_STATE, state)
+        mlflow.end_run(status)
+
+
+def close_orphan_trial_run(run_id: str) -> bool:
+    """A trial run left RUNNING by a killed process becomes FAILED; whether it was."""
+    client = mlflow.MlflowClient()
+    if client.get_run(run_id).info.status != "RUNNING":
+        return False
+    client.set_tag(run_id, S.TRIAL_STATE, "FAIL")
+    client.set_tag(run_id, S.FAIL_REASON, "the process running it was killed")
+    client.set_terminated(run_id, "FAILED")
+    return True
+
+
+# --- the final evaluation -----------------------------------------------------------------------
+
+
+def log_final_evaluation(
+    *,
+    best_params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    target_recall: float | None,
+    predictions_csv: str,
+    figures: Mapping[str, Any],
+) -> None:
+    """Everything the one look at the test set produced, on the active parent run."""
+    named = {f"{S.BEST_PREFIX}{k}": v for k, v in best_params.items()}
+    if named:
+        try:
+            mlflow.log_params(named)
+        except Exception:  # re-evaluated with a new best: params are immutable, tags are not
+            mlflow.set_tags(named)
+    mlflow.log_metrics(_finite(metrics))
+    if target_recall is not None:
+        mlflow.set_tag(S.OP_TARGET_RECALL, str(target_recall))
+    mlflow.log_text(predictions_csv, S.PREDICTIONS)
+    for name, fig in figures.items():
+        mlflow.log_figure(fig, name)
+
+
+def log_seed_repeat(
+    experiment_id: str, label: str, seed: int, params: Mapping[str, Any], metrics: Mapping[str, float]
+) -> None:
+    """One retrained seed as a nested run ``<label>/seed-<s>`` of the active parent run."""
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=f"{label}/seed-{seed}",
+        nested=True,
+        tags={S.ROLE: S.ROLE_REPEAT, S.LABEL: label, S.SEED: str(seed)},
+    ):
+        mlflow.log_params(dict(params))
+        mlflow.log_metrics(_finite({S.test_metric(k): v for k, v in metrics.items()}))
+
+
+def log_metrics(metrics: Mapping[str, float]) -> None:
+    mlflow.log_metrics(_finite(metrics))
+
+
+def mark_final_done(final_trials: int, best_trial: int) -> None:
+    mlflow.set_tags(
+        {S.FINAL: S.FINAL_DONE, S.FINAL_TRIALS: str(final_trials), S.BEST_TRIAL: str(best_trial)}
+    )
+
+
+def active_run_id() -> str | None:
+    run = mlflow.active_run()
+    return run.info.run_id if run else None
+
+
+def log_pytorch_model(model: Any, image_size: int) -> None:
+    """The final model as an MLflow PyTorch model: float32 ``(N, 1, H, W)`` in [0, 1] in,
+    class probabilities out (the signature), pneumobench's code alongside."""
+    import numpy as np
+    import timm
+    import torch
+    import torchvision
+    from mlflow.models import infer_signature
+
+    import pneumobench
+
+    model = model.cpu().eval()
+    example = np.zeros((1, 1, image_size, image_size), dtype=np.float32)
+    with torch.inference_mode():
+        out = torch.softmax(model(torch.from_numpy(example)), 1).numpy()
+    mlflow.pytorch.log_model(
+        model,
+        name=S.MODEL_DIR,
+        signature=infer_signature(example, out),
+        serialization_format="pickle",  # works for every backbone; pt2 export does not
+        code_paths=[str(Path(pneumobench.__file__).parent)],
+        pip_requirements=[
+            f"torch=={torch.__version__.split('+')[0]}",
+            f"torchvision=={torchvision.__version__.split('+')[0]}",
+            f"timm=={timm.__version__}",
+        ],
+    )
+
+
+def download_artifact(run_id: str, artifact_path: str) -> Path:
+    """A run's artifact in a fresh temporary folder."""
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run_id,
+            artifact_path=artifact_path,
+            dst_path=tempfile.mkdtemp(prefix="pneumobench-"),
+        )
+    )
+
+
+# --- the experiment's report --------------------------------------------------------------------
+
+
+def attach_report(uri: str, experiment: str, paths: list[Path], models: list[str]) -> str:
+    """Attach a report to the experiment's summary run (made once, reused); its run id."""
+    store = mlflow.MlflowClient(uri)
+    exp = store.get_experiment_by_name(experiment)
+    runs = store.search_runs(
+        [exp.experiment_id], filter_string=f"tags.`{S.ROLE}` = '{S.ROLE_SUMMARY}'", max_results=1
+    )
+    if runs:
+        run_id = runs[0].info.run_id
+    else:
+        run_id = store.create_run(
+            exp.experiment_id, run_name="summary", tags={S.ROLE: S.ROLE_SUMMARY}
+        ).info.run_id
+        store.set_terminated(run_id, "FINISHED")
+    for path in paths:
+        sub = S.REPORT_DIR if path.suffix in (".html", ".md") else f"{S.REPORT_DIR}/{path.parent.name}"
+        store.log_artifact(run_id, str(path), sub)
+    store.set_tag(run_id, S.MODELS, ", ".join(models))
+    return run_id
