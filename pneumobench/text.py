@@ -7,7 +7,9 @@ import re
 from collections.abc import Iterable, Sequence
 
 
-def close_matches(word: str, options: Iterable[object], n: int = 3, cutoff: float = 0.6) -> list[str]:
+def close_matches(
+    word: str, options: Iterable[object], n: int = 3, cutoff: float = 0.6
+) -> list[str]:
     """The options that look most like ``word`` (difflib's ratio), best first."""
     return difflib.get_close_matches(str(word), [str(o) for o in options], n=n, cutoff=cutoff)
 

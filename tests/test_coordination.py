@@ -86,6 +86,10 @@ def test_best_trial_breaks_ties_by_trial_number_so_workers_agree() -> None:
     best = best_trial(study)
     assert best is not None and best.number == 1
     assert not beats(1.0, 2, best, direction="maximize")  # a later tie keeps the earlier checkpoint
-    assert beats(1.0, 0, best, direction="maximize")  # an earlier number finishing later wins the tie
-    assert beats(1.1, 9, best, direction="maximize") and not beats(0.99, 0, best, direction="maximize")
+    assert beats(
+        1.0, 0, best, direction="maximize"
+    )  # an earlier number finishing later wins the tie
+    assert beats(1.1, 9, best, direction="maximize") and not beats(
+        0.99, 0, best, direction="maximize"
+    )
     assert beats(0.1, 5, None, direction="minimize")

@@ -172,9 +172,9 @@ def test_statistics_are_logged_and_recomputable_from_the_predictions_csv(
     leaderboard: all recomputed here from the logged predictions to the same values."""
     import numpy as np
 
-    from pneumobench.tracking.reader import read_predictions
     from pneumobench.benchmark.metrics import classification_metrics
     from pneumobench.benchmark.statistics import bootstrap_intervals, paired_comparison
+    from pneumobench.tracking.reader import read_predictions
 
     raw = tiny_config(fake_kermany)
     raw["search"]["n_trials"] = 1

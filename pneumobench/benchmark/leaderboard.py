@@ -68,7 +68,9 @@ def load_leaderboard(
         if state not in (S.FINAL_DONE, S.FINAL_FAILED):
             continue
         current = latest.get(label)
-        if current is None or (current.data.tags.get(S.FINAL) != S.FINAL_DONE and state == S.FINAL_DONE):
+        if current is None or (
+            current.data.tags.get(S.FINAL) != S.FINAL_DONE and state == S.FINAL_DONE
+        ):
             latest[label] = run
     rows = [_row(run) for run in latest.values()]
 
@@ -255,7 +257,8 @@ def rich_table(rows: list[dict[str, Any]], metric: str, title: str) -> Any:
     columns = _columns(key)
     for c in columns:
         table.add_column(
-            c.removeprefix(S.TEST_PREFIX), justify="left" if c in ("model", "vs_champion") else "right"
+            c.removeprefix(S.TEST_PREFIX),
+            justify="left" if c in ("model", "vs_champion") else "right",
         )
     for row in rows:
         cells = [_cell(row, c, key) for c in columns]

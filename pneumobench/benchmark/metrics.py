@@ -82,7 +82,9 @@ def classification_metrics(
             skm.recall_score, y_true, y_pred, labels=labels, average="macro", zero_division=0
         ),
         "specificity": float(np.nanmean(specificity)),
-        "f1": _nan_if_undefined(skm.f1_score, y_true, y_pred, labels=labels, average="macro", zero_division=0),
+        "f1": _nan_if_undefined(
+            skm.f1_score, y_true, y_pred, labels=labels, average="macro", zero_division=0
+        ),
         "roc_auc": _nan_if_undefined(
             skm.roc_auc_score, y_true, probs, multi_class="ovr", average="macro", labels=labels
         ),

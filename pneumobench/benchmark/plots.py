@@ -51,7 +51,11 @@ def roc_pr(
     if operating_point is not None:
         threshold, recall, specificity = operating_point
         roc_ax.plot(
-            1 - specificity, recall, "r*", ms=12, label=f"operating point, threshold {threshold:.3f}"
+            1 - specificity,
+            recall,
+            "r*",
+            ms=12,
+            label=f"operating point, threshold {threshold:.3f}",
         )
     roc_ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     roc_ax.set(xlabel="1 - specificity", ylabel="recall (sensitivity)", title=f"{title}: ROC")

@@ -160,7 +160,8 @@ def _class_names(runs: dict[str, Any], predictions: dict) -> list[str]:
 
 def _roc_pr(predictions: dict, class_names: list[str]) -> Figure:
     curves = {
-        label: (is_pneumonia(y), pneumonia_score(probs)) for label, (y, probs) in predictions.items()
+        label: (is_pneumonia(y), pneumonia_score(probs))
+        for label, (y, probs) in predictions.items()
     }
     positive = "pneumonia" if len(class_names) == 2 else "any pneumonia (1 - P(normal))"
     return Figure(

@@ -127,9 +127,7 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     return min(complete, key=lambda t: (sign * float(t.value), t.number))
 
 
-def beats(
-    value: float, number: int, best: optuna.trial.FrozenTrial | None, direction: str
-) -> bool:
+def beats(value: float, number: int, best: optuna.trial.FrozenTrial | None, direction: str) -> bool:
     """Whether trial ``number`` with ``value`` would be ``best_trial`` over ``best``."""
     if best is None or best.value is None:
         return True

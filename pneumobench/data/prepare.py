@@ -99,7 +99,9 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
     }
     train_idx, val_idx = on_disk["train"], on_disk["val"]
     if source.carves_validation and (data.merge_official_val or len(val_idx) == 0):
-        train_idx, val_idx = _carve(records, labels, train_idx, val_idx, data.val_fraction, config.seed)
+        train_idx, val_idx = _carve(
+            records, labels, train_idx, val_idx, data.val_fraction, config.seed
+        )
         notes.append(
             f"validation carved from train by patient ({data.val_fraction:.0%}, seed {config.seed})"
         )

@@ -105,7 +105,11 @@ def _resolve(name: str) -> Architecture:
     from torchvision import models
 
     return library_architecture(
-        "tv", name, name in models.list_models(), models.list_models, partial(build_torchvision, name)
+        "tv",
+        name,
+        name in models.list_models(),
+        models.list_models,
+        partial(build_torchvision, name),
     )
 
 

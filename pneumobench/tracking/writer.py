@@ -54,7 +54,10 @@ def model_run(run_id: str) -> Iterator[None]:
 
 
 def describe_model_run(
-    tags: Mapping[str, str], params: Mapping[str, Any], split_csv: str, skipped: list[str],
+    tags: Mapping[str, str],
+    params: Mapping[str, Any],
+    split_csv: str,
+    skipped: list[str],
     leaks: list[list[str]],
 ) -> None:
     """Tags and params of the active parent run, and the audit trail of the data it saw."""
@@ -190,7 +193,11 @@ def log_final_evaluation(
 
 
 def log_seed_repeat(
-    experiment_id: str, label: str, seed: int, params: Mapping[str, Any], metrics: Mapping[str, float]
+    experiment_id: str,
+    label: str,
+    seed: int,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
 ) -> None:
     """One retrained seed as a nested run ``<label>/seed-<s>`` of the active parent run."""
     with mlflow.start_run(
@@ -276,7 +283,11 @@ def attach_report(uri: str, experiment: str, paths: list[Path], models: list[str
         ).info.run_id
         store.set_terminated(run_id, "FINISHED")
     for path in paths:
-        sub = S.REPORT_DIR if path.suffix in (".html", ".md") else f"{S.REPORT_DIR}/{path.parent.name}"
+        sub = (
+            S.REPORT_DIR
+            if path.suffix in (".html", ".md")
+            else f"{S.REPORT_DIR}/{path.parent.name}"
+        )
         store.log_artifact(run_id, str(path), sub)
     store.set_tag(run_id, S.MODELS, ", ".join(models))
     return run_id

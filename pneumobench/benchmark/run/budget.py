@@ -69,7 +69,9 @@ def admissions(
                 return
             if queued or (counted + running < n_trials and attempts > 0):
                 attempts -= 0 if queued else 1
-                yield Admission(lease, min(n_trials, counted + running + 1), counted, running, first)
+                yield Admission(
+                    lease, min(n_trials, counted + running + 1), counted, running, first
+                )
                 first = False
                 continue
         finally:

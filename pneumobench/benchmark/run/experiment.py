@@ -47,7 +47,9 @@ def run_experiment(
     _print_data(console, config, data, str(device), time.perf_counter() - started)
     outcomes = []
     with make_progress(console) as progress:
-        ctx = ExperimentContext(config, data, experiment_id, device, claims, console, progress, force)
+        ctx = ExperimentContext(
+            config, data, experiment_id, device, claims, console, progress, force
+        )
         for plan in plans:
             outcomes.append(ModelRun(plan, ctx).run())
     return outcomes

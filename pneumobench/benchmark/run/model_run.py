@@ -217,7 +217,9 @@ class ModelRun:
             where=f"the MLflow run {run_id} of {plan.label}'s trial {best.number}",
         )
         evaluation = ctx.config.evaluation
-        result = final.evaluate_best(plan, self.start, ctx.data, ctx.device, evaluation, best, state)
+        result = final.evaluate_best(
+            plan, self.start, ctx.data, ctx.device, evaluation, best, state
+        )
         writer.log_final_evaluation(
             best_params=best.params,
             metrics={
@@ -239,13 +241,21 @@ class ModelRun:
         plan, ctx = self.plan, self.ctx
         repeats = []
         for repeat in final.repeat_with_seeds(
-            plan, self.start, ctx.data, ctx.device, ctx.config.data.augment,
-            ctx.config.evaluation, result,
+            plan,
+            self.start,
+            ctx.data,
+            ctx.device,
+            ctx.config.data.augment,
+            ctx.config.evaluation,
+            result,
         ):
             repeats.append(repeat)
             if repeat.retrained:
                 writer.log_seed_repeat(
-                    ctx.experiment_id, plan.label, repeat.seed, result.protocol.model_dump(),
+                    ctx.experiment_id,
+                    plan.label,
+                    repeat.seed,
+                    result.protocol.model_dump(),
                     repeat.metrics,
                 )
                 ctx.console.print(

@@ -39,7 +39,9 @@ class FolderSource(DataSource):
     def load(self, request: SourceRequest) -> SourceImages:
         root, size = request.root, request.image_size
         records = scan_folder(root, request.task)
-        records = [records[i] for i in limit_per_class(records, request.limit_per_class, request.seed)]
+        records = [
+            records[i] for i in limit_per_class(records, request.limit_per_class, request.seed)
+        ]
         paths = [root / r.key for r in records]
         stats = [p.stat() for p in paths]
         fingerprint = records_digest(
