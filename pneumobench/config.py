@@ -42,6 +42,8 @@ VAL_METRICS = (
 
 
 class StrictModel(BaseModel):
+    """Unknown keys are errors, and assignments are validated too."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 

@@ -11,6 +11,7 @@ from pneumobench.errors import ConfigError
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when PyTorch sees a GPU; an unavailable device is a ConfigError."""
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec.startswith("cuda") and not torch.cuda.is_available():
@@ -36,6 +37,7 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
 
 @contextlib.contextmanager
 def autocast(device: torch.device) -> Iterator[None]:
+    """Mixed precision on CUDA (bf16, else fp16); nothing on CPU."""
     dtype = autocast_dtype(device)
     if dtype is None:
         yield
@@ -45,6 +47,7 @@ def autocast(device: torch.device) -> Iterator[None]:
 
 
 def configure_backends(device: torch.device) -> None:
+    """cuDNN autotuning and TF32 matmuls on CUDA."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True

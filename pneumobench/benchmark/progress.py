@@ -34,9 +34,11 @@ class PlainProgress:
         self.close()
 
     def model_started(self, label: str, n_trials: int, done: int, max_epochs: int) -> None:
+        """A model's search begins (``done`` trials kept from before)."""
         pass
 
     def trial_started(self, label: str, number: int, index: int, n_trials: int) -> None:
+        """Trial ``number`` starts as the ``index``-th of ``n_trials``."""
         pass
 
     def epoch(
@@ -48,6 +50,7 @@ class PlainProgress:
         metrics: dict[str, float],
         objective: str,
     ) -> None:
+        """One epoch of a trial finished."""
         self.console.print(
             f"  [dim]{label} trial {number} epoch {epoch}/{max_epochs}: "
             f"train_loss {metrics['train_loss']:.4f}, {objective} {metrics[objective]:.4f}, "
@@ -55,12 +58,15 @@ class PlainProgress:
         )
 
     def trial_finished(self, label: str, best: float | None) -> None:
+        """A trial ended; ``best`` is the study's best value so far."""
         pass
 
     def model_finished(self, label: str) -> None:
+        """A model's search is over (in this worker)."""
         pass
 
     def close(self) -> None:
+        """Stop drawing."""
         pass
 
 
@@ -139,4 +145,5 @@ class LiveProgress(PlainProgress):
 
 
 def make_progress(console: Console) -> PlainProgress:
+    """Live bars on a terminal, plain lines elsewhere."""
     return LiveProgress(console) if console.is_terminal else PlainProgress(console)

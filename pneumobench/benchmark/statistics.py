@@ -92,6 +92,7 @@ def bootstrap_distribution(
 
 
 def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` percentile interval of the finite values (NaN, NaN if none)."""
     values = values[np.isfinite(values)]
     if not len(values):
         return math.nan, math.nan
@@ -176,6 +177,8 @@ def holm_adjust(p_values: list[float]) -> list[float]:
 
 @dataclass
 class PairedComparison:
+    """One model against the champion on the same test images."""
+
     difference: float  # model - champion, on the ranking metric
     diff_ci: tuple[float, float]
     p_bootstrap: float

@@ -71,68 +71,22 @@ def fit(
     seed: int,
     on_epoch: EpochCallback | None = None,
 ) -> FitResult:
-    seed_everything(seed)
-    configure_backends(device)
-    generator = torch.Generator().manual_seed(seed)
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    train = BatchFeeder(data.train, device, augment)
-    val = BatchFeeder(data.val, device)
+    """Train ``model`` on ``data.train`` by the protocol, early-stopping on ``objective`` measured
+    on ``data.val``; the best epoch's weights are restored into ``model`` and returned.
 
-    weight = None
-    if protocol.class_weights == "balanced":
-        classes = np.arange(len(data.class_names))
-        present = np.unique(data.train.labels)
-        w = np.ones(len(classes))
-        w[present] = compute_class_weight("balanced", classes=present, y=data.train.labels)
-        weight = torch.tensor(w, dtype=torch.float32, device=device)
-    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=protocol.label_smoothing)
-
-    pretrained = bool(getattr(model, "is_pretrained", False))
-    freeze_epochs = protocol.freeze_epochs if pretrained else 0
-    optimizer = _optimizer(model, protocol, pretrained)
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=protocol.max_epochs, eta_min=protocol.lr * 0.01
-        )
-        if protocol.scheduler == "cosine"
-        else None
-    )
-    scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype(device) == torch.float16)
-
+    ``on_epoch(epoch, metrics)`` sees every epoch's metrics and may raise to stop (pruning).
+    Raises :class:`DivergedError` when the training loss stops being finite.
+    """
+    t = _Training.start(model, data, protocol, augment, device, seed)
     best: FitResult | None = None
     history: list[dict[str, float]] = []
     stale = 0
     for epoch in range(1, protocol.max_epochs + 1):
-        frozen = epoch <= freeze_epochs
-        _set_backbone_trainable(model, not frozen)
-        started = time.perf_counter()
-        train_loss = train_one_epoch(
-            model, train, optimizer, criterion, scaler, protocol.batch_size, generator, device
-        )
-        seconds = time.perf_counter() - started
-        if not math.isfinite(train_loss):
-            raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
-        lr = optimizer.param_groups[0]["lr"]
-        if scheduler is not None:
-            scheduler.step()
-
-        probs, val_loss = predict(model, val, protocol.eval_batch_size, device)
-        metrics = validation_metrics(data.val.labels, probs, data.class_names, val_loss)
-        metrics.update(
-            train_loss=train_loss,
-            lr=lr,
-            epoch_seconds=seconds,
-            images_per_second=len(train) / seconds if seconds > 0 else math.nan,
-            backbone_frozen=float(frozen),
-        )
+        metrics = _train_and_validate(model, t, data, protocol, device, epoch)
         history.append({"epoch": epoch, **metrics})
-        score = metrics[objective]
-        if best is None or is_better(score, best.best_score, direction):
+        if best is None or is_better(metrics[objective], best.best_score, direction):
             state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            best = FitResult(epoch, score, state_dict=state)
-            stale = 0
+            best, stale = FitResult(epoch, metrics[objective], state_dict=state), 0
         else:
             stale += 1
         if on_epoch is not None:
@@ -140,11 +94,109 @@ def fit(
         if stale >= protocol.patience:
             best.stopped_early = True
             break
-
     assert best is not None
     best.history = history
     model.load_state_dict(best.state_dict)
     return best
+
+
+@dataclass
+class _Training:
+    """Everything one ``fit`` sets up before its first epoch."""
+
+    train: BatchFeeder
+    val: BatchFeeder
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    scaler: torch.amp.GradScaler
+    generator: torch.Generator
+    freeze_epochs: int  # 0 for a model trained from scratch: nothing to protect
+
+    @classmethod
+    def start(
+        cls,
+        model: nn.Module,
+        data: PreparedData,
+        protocol: ProtocolConfig,
+        augment: AugmentConfig,
+        device: torch.device,
+        seed: int,
+    ) -> _Training:
+        seed_everything(seed)
+        configure_backends(device)
+        generator = torch.Generator().manual_seed(seed)
+        model.to(device)
+        if device.type == "cuda":
+            model.to(memory_format=torch.channels_last)
+        pretrained = bool(getattr(model, "is_pretrained", False))
+        optimizer = _optimizer(model, protocol, pretrained)
+        return cls(
+            train=BatchFeeder(data.train, device, augment),
+            val=BatchFeeder(data.val, device),
+            criterion=_criterion(protocol, data, device),
+            optimizer=optimizer,
+            scheduler=_scheduler(optimizer, protocol),
+            scaler=torch.amp.GradScaler("cuda", enabled=autocast_dtype(device) == torch.float16),
+            generator=generator,
+            freeze_epochs=protocol.freeze_epochs if pretrained else 0,
+        )
+
+
+def _train_and_validate(
+    model: nn.Module,
+    t: _Training,
+    data: PreparedData,
+    protocol: ProtocolConfig,
+    device: torch.device,
+    epoch: int,
+) -> dict[str, float]:
+    """One epoch of training (backbone frozen during the first ``freeze_epochs``), then the
+    validation metrics and the epoch's training numbers."""
+    frozen = epoch <= t.freeze_epochs
+    _set_backbone_trainable(model, not frozen)
+    started = time.perf_counter()
+    train_loss = train_one_epoch(
+        model, t.train, t.optimizer, t.criterion, t.scaler, protocol.batch_size, t.generator, device
+    )
+    seconds = time.perf_counter() - started
+    if not math.isfinite(train_loss):
+        raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
+    lr = t.optimizer.param_groups[0]["lr"]
+    if t.scheduler is not None:
+        t.scheduler.step()
+    probs, val_loss = predict(model, t.val, protocol.eval_batch_size, device)
+    metrics = validation_metrics(data.val.labels, probs, data.class_names, val_loss)
+    metrics.update(
+        train_loss=train_loss,
+        lr=lr,
+        epoch_seconds=seconds,
+        images_per_second=len(t.train) / seconds if seconds > 0 else math.nan,
+        backbone_frozen=float(frozen),
+    )
+    return metrics
+
+
+def _criterion(protocol: ProtocolConfig, data: PreparedData, device: torch.device) -> nn.Module:
+    """Cross-entropy, class-weighted ("balanced") by the training labels unless switched off."""
+    weight = None
+    if protocol.class_weights == "balanced":
+        classes = np.arange(len(data.class_names))
+        present = np.unique(data.train.labels)
+        w = np.ones(len(classes))
+        w[present] = compute_class_weight("balanced", classes=present, y=data.train.labels)
+        weight = torch.tensor(w, dtype=torch.float32, device=device)
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=protocol.label_smoothing)
+
+
+def _scheduler(
+    optimizer: torch.optim.Optimizer, protocol: ProtocolConfig
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    if protocol.scheduler != "cosine":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=protocol.max_epochs, eta_min=protocol.lr * 0.01
+    )
 
 
 def train_one_epoch(

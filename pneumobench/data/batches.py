@@ -44,6 +44,7 @@ class BatchFeeder:
     def batches(
         self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(images in [0, 1] as (B, 1, H, W) float, labels) per batch; augmented if set."""
         n = len(self)
         order = (
             torch.randperm(n, generator=generator).to(self.device)

@@ -20,6 +20,7 @@ _MEMORY: dict[str, tuple[np.ndarray, dict]] = {}
 
 
 def cache_key(fingerprint: str, size: int) -> str:
+    """The cache entry of (data content fingerprint, image size)."""
     return hashlib.sha256(f"v1|{fingerprint}|{size}|L".encode()).hexdigest()[:24]
 
 
@@ -63,4 +64,5 @@ def _atomic_write(path: Path, write: Callable[[Any], object]) -> None:
 
 
 def clear_memory_cache() -> None:
+    """Forget the in-memory arrays (tests; the disk cache stays)."""
     _MEMORY.clear()

@@ -52,6 +52,7 @@ def decode_many(
 
 
 def unreadable_error(failures: list[str]) -> DataError:
+    """One DataError naming the unreadable files (the first 20) and the ways out."""
     shown = failures[:20]
     more = f"\n  ... and {len(failures) - 20} more" if len(failures) > 20 else ""
     return DataError(

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ImageRecord:
+    """One image: where it is, which split it is in on disk, its label and patient."""
+
     key: str  # path relative to the data root (folder) or "split/index" (medmnist)
     split: str  # train | val | test, as found on disk (before the validation carve)
     label: int

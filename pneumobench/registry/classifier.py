@@ -38,21 +38,26 @@ class Classifier(nn.Module):
         self.pretrained_source = backbone.pretrained_source
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1], (B, C, H, W) -> class logits."""
         features = self.backbone((images - self.mean) / self.std)
         return self.head(features)
 
     def head_parameters(self) -> list[nn.Parameter]:
+        """The new head: trained at ``lr`` from the first epoch."""
         return list(self.head.parameters())
 
     def backbone_parameters(self) -> list[nn.Parameter]:
+        """The backbone: frozen at first, then trained at ``lr * backbone_lr_mult`` if pretrained."""
         return list(self.backbone.parameters())
 
     @property
     def num_params(self) -> int:
+        """All parameters, head included."""
         return sum(p.numel() for p in self.parameters())
 
     @property
     def is_pretrained(self) -> bool:
+        """Whether the backbone starts from pretrained weights."""
         return self.pretrained_source != "none"
 
 

@@ -19,6 +19,7 @@ def _conv(cin: int, cout: int) -> list[nn.Module]:
     family="custom-cnn", description="2 conv + 3 fully connected layers (the last is the head)"
 )
 def simple_cnn(pretrained: bool | str, in_chans: int, image_size: int) -> Backbone:
+    """The notebook baseline: two conv blocks, then two hidden fully connected layers."""
     module = nn.Sequential(
         *_conv(in_chans, 32),
         nn.MaxPool2d(2),
@@ -39,6 +40,7 @@ def simple_cnn(pretrained: bool | str, in_chans: int, image_size: int) -> Backbo
     description="CIFAR-10 style: conv 32-64 / 128-128 / 256-256 with max-pooling, fc 1024-512",
 )
 def cifar_cnn(pretrained: bool | str, in_chans: int, image_size: int) -> Backbone:
+    """A deeper VGG-style CNN from the CIFAR-10 tutorials, size-agnostic by adaptive pooling."""
     module = nn.Sequential(
         *_conv(in_chans, 32),
         *_conv(32, 64),

@@ -8,6 +8,7 @@ from pneumobench.errors import ModelError
 
 
 def weights_unavailable(model: str, what: str, exc: BaseException, cache_hint: str) -> ModelError:
+    """The error for weights that cannot be fetched: the reason and every way out."""
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return ModelError(
         f"could not load pretrained weights for '{model}' ({what}): {reason}\n"
@@ -20,6 +21,7 @@ def weights_unavailable(model: str, what: str, exc: BaseException, cache_hint: s
 
 
 def torch_hub_dir() -> str:
+    """torch hub's checkpoint folder (``$TORCH_HOME/hub/checkpoints``)."""
     import torch
 
     return os.path.join(torch.hub.get_dir(), "checkpoints")

@@ -31,6 +31,7 @@ def find_parent_run(experiment_id: str, label: str, study: str) -> Any | None:
 
 
 def get_run(run_id: str, uri: str | None = None) -> Any:
+    """A run by id."""
     return client(uri).get_run(run_id)
 
 

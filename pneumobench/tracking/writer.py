@@ -35,6 +35,7 @@ def create_candidate_run(experiment_id: str, label: str, study: str) -> str:
 
 
 def delete_run(run_id: str) -> None:
+    """Delete a run (a candidate parent that lost its claim)."""
     mlflow.MlflowClient().delete_run(run_id)
 
 
@@ -72,6 +73,7 @@ def describe_model_run(
 
 
 def mark_model_failed(message: str) -> None:
+    """The active model run: no trial completed, so no final evaluation."""
     mlflow.set_tags({S.FINAL: S.FINAL_FAILED, S.FAIL_REASON: message})
 
 
@@ -116,9 +118,11 @@ class TrialRun:
 
     @property
     def run_id(self) -> str:
+        """The trial run's MLflow id (kept in the Optuna trial's user attributes)."""
         return self._run.info.run_id
 
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """One epoch's metrics at step ``epoch``; remembers the best epoch for the summary."""
         mlflow.log_metrics(_finite(metrics), step=epoch)
         score, best = metrics[self.objective], self.best.get(self.objective)
         if not math.isnan(score) and (
@@ -127,9 +131,11 @@ class TrialRun:
             self.best = {**metrics, S.BEST_EPOCH: float(epoch)}
 
     def log_checkpoint(self, path: Path) -> None:
+        """The trial's checkpoint file, so another worker can evaluate it."""
         mlflow.log_artifact(str(path), S.CHECKPOINT_DIR)
 
     def fail_reason(self, reason: str) -> None:
+        """Why the trial failed, as the run's ``pneumobench.fail_reason`` tag."""
         mlflow.set_tag(S.FAIL_REASON, reason[:5000])
 
     def __enter__(self) -> TrialRun:
@@ -211,16 +217,19 @@ def log_seed_repeat(
 
 
 def log_metrics(metrics: Mapping[str, float]) -> None:
+    """Metrics of the active run (non-finite values left out)."""
     mlflow.log_metrics(_finite(metrics))
 
 
 def mark_final_done(final_trials: int, best_trial: int) -> None:
+    """The active model run's final evaluation is logged, after ``final_trials`` trials."""
     mlflow.set_tags(
         {S.FINAL: S.FINAL_DONE, S.FINAL_TRIALS: str(final_trials), S.BEST_TRIAL: str(best_trial)}
     )
 
 
 def active_run_id() -> str | None:
+    """The id of the active run, if any."""
     run = mlflow.active_run()
     return run.info.run_id if run else None
 

@@ -26,9 +26,11 @@ class CheckpointStore:
 
     @staticmethod
     def filename(number: int) -> str:
+        """``trial-NNNN.pt``: the same name on disk and in MLflow."""
         return f"trial-{number:04d}.pt"
 
     def path(self, number: int) -> Path:
+        """Where trial ``number``'s checkpoint lives on this worker."""
         return self.folder / self.filename(number)
 
     def save(self, number: int, state: dict, params: dict[str, Any], score: float) -> Path:

@@ -77,6 +77,7 @@ class ModelRun:
         self.checkpoints = CheckpointStore(plan.checkpoint_dir)
 
     def run(self) -> ModelOutcome:
+        """The model's whole life; skipped when searched and evaluated already (unless forced)."""
         plan, ctx = self.plan, self.ctx
         parent_id, must_describe = agree_on_parent(
             ctx.claims, ctx.experiment_id, plan, ctx.config.tracking.uri

@@ -39,10 +39,12 @@ class ModelPlan:
 
     @property
     def study_name(self) -> str:
+        """The model's Optuna study: ``<experiment>/<label>``."""
         return study_name(self.experiment, self.label)
 
     @property
     def checkpoint_dir(self) -> Path:
+        """Where this worker keeps the study's best checkpoint."""
         return CHECKPOINT_ROOT / safe_name(self.experiment) / safe_name(self.label)
 
     def protocol_with(self, params: dict[str, Any]) -> ProtocolConfig:

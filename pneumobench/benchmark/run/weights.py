@@ -28,6 +28,7 @@ class ModelFacts:
 
     @property
     def pretrained(self) -> bool:
+        """Whether the model starts from pretrained weights."""
         return self.pretrained_source != "none"
 
 

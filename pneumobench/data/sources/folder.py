@@ -37,6 +37,7 @@ class FolderSource(DataSource):
     name: ClassVar[str] = "folder"
 
     def load(self, request: SourceRequest) -> SourceImages:
+        """Scan, decode once (cached), and leave out or stop on unreadable files."""
         root, size = request.root, request.image_size
         records = scan_folder(root, request.task)
         records = [

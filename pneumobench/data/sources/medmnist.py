@@ -24,6 +24,7 @@ class MedMNISTSource(DataSource):
     carves_validation: ClassVar[bool] = False
 
     def load(self, request: SourceRequest) -> SourceImages:
+        """Read the npz's official splits, resized once (cached) to the image size."""
         file, records, raw = load_medmnist(request.root)
         stat = file.stat()
         fingerprint = f"{records_digest(records)}|{stat.st_size}|{stat.st_mtime_ns}"
