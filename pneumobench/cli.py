@@ -34,6 +34,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _resamples(text: str) -> int:
+    """A bootstrap resample count: an integer of at least 100."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 100:
+        raise argparse.ArgumentTypeError(f"{value}: use at least 100 resamples")
+    return value
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="search and evaluate every model of a config")
     run.add_argument("config", type=Path, help="experiment YAML, e.g. experiments.yaml")
@@ -71,9 +82,9 @@ def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
     board.add_argument("--tracking-uri", help="MLflow tracking URI (default: the config's)")
     board.add_argument(
         "--resamples",
-        type=int,
+        type=_resamples,
         default=2000,
-        help="bootstrap resamples for the paired comparisons (default 2000)",
+        help="bootstrap resamples for the paired comparisons (default 2000, at least 100)",
     )
     board.add_argument(
         "--config",
@@ -97,7 +108,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     report.add_argument("--tracking-uri", help="MLflow tracking URI (default: the config's)")
     report.add_argument("--storage", help="Optuna storage URL (default: the config's)")
     report.add_argument("--config", type=Path, default=None, help="read names and URIs from it")
-    report.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    report.add_argument(
+        "--resamples", type=_resamples, default=1000, help="bootstrap resamples (at least 100)"
+    )
     report.add_argument(
         "--no-log", action="store_true", help="do not attach the report to MLflow's summary run"
     )
@@ -249,11 +262,25 @@ def _leaderboard(args: argparse.Namespace, console: Console) -> int:
     normalize_metric(args.metric)  # a bad metric fails before anything is opened
     name, uri, _, alpha = _where(args)
     rows = load_leaderboard(name, args.metric, uri, n_resamples=args.resamples, alpha=alpha)
+    if not any(r["status"] == "evaluated" for r in rows):
+        _nothing_evaluated(name, rows)
+        if not rows:
+            return 1
     if args.format == "table":
         console.print(rich_table(rows, args.metric, f"{name} leaderboard"))
     else:
         print(render(rows, args.format, args.metric))
-    return 0
+    return 0 if any(r["status"] == "evaluated" for r in rows) else 1
+
+
+def _nothing_evaluated(name: str, rows: list) -> None:
+    err = Console(stderr=True, highlight=False)
+    failed = ", ".join(r["model"] for r in rows)
+    err.print(
+        f"[yellow]no model of experiment '{name}' has a final evaluation[/]"
+        + (f" (failed: {failed}; see their pneumobench.fail_reason tags)" if rows else "")
+        + ". Run `pneumobench run CONFIG` first; `mlflow ui` shows what was logged."
+    )
 
 
 def _report(args: argparse.Namespace, console: Console) -> int:
@@ -265,6 +292,9 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"--out {args.out}: name an .html or a .md file")
     name, uri, storage, _ = _where(args)
     report = build_report(name, uri, storage, args.metric, n_resamples=args.resamples)
+    if not report.models:
+        _nothing_evaluated(name, [])
+        return 1
     paths = write_report(report, args.out)
     console.print(
         f"report: [bold]{args.out}[/] ({len(report.figures)} figures, {len(report.models)} models)"
@@ -283,6 +313,17 @@ def _models(args: argparse.Namespace, console: Console) -> int:
     from pneumobench.registry import create_model, get_architecture, list_models
 
     names = list_models(args.pattern)
+    if not names:
+        from pneumobench.text import close_matches
+
+        close = close_matches(args.pattern.strip("*"), list_models(), cutoff=0.5)
+        Console(stderr=True, highlight=False).print(
+            f"[yellow]no registry entry matches '{args.pattern}'[/]"
+            + (f"; close: {', '.join(close)}" if close else "")
+            + ". `pneumobench models` lists them all; any timm model is 'timm:<name>', any "
+            "torchvision model 'tv:<name>'."
+        )
+        return 1
     table = Table(
         title="pneumobench registry",
         caption="plus any timm model as timm:<name> and any torchvision model as tv:<name>",

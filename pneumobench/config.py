@@ -6,6 +6,7 @@ the key, where it is, and the closest valid key instead of being silently ignore
 
 from __future__ import annotations
 
+import copy
 import os
 import types
 from pathlib import Path
@@ -29,6 +30,9 @@ from pneumobench.errors import ConfigError
 from pneumobench.text import did_you_mean
 
 DATA_ROOT_ENV = "PNEUMOBENCH_DATA_ROOT"
+LABEL_FORBIDDEN = "'\"`\\"
+TRACKING_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks")
+STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
 
 VAL_METRICS = (
     "val_f1",
@@ -193,6 +197,30 @@ def _default_space() -> dict[str, Any]:
     }
 
 
+def _protocol_problems(where: str, base: ProtocolConfig, values: dict[str, Any]) -> list[str]:
+    """Why ``base`` with ``values`` is not a valid protocol, one message per bad field."""
+    try:
+        ProtocolConfig.model_validate({**base.model_dump(), **values})
+    except ValidationError as exc:
+        return [
+            f"{where}.{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')} "
+            f"(got {e.get('input')!r})"
+            for e in exc.errors()
+        ]
+    return []
+
+
+def _space_problems(where: str, space: dict[str, Any], base: ProtocolConfig) -> list[str]:
+    """Every value a search space can sample must be a valid value of the field it sets."""
+    problems: list[str] = []
+    for name, spec in space.items():
+        values = spec.choices if isinstance(spec, CategoricalParam) else [spec.low, spec.high]
+        for value in values:
+            found = _protocol_problems(f"{where}.{name}", base, {name: value})
+            problems += [p.replace(f"{where}.{name}.{name}:", f"{where}.{name}:") for p in found]
+    return problems
+
+
 def _check_space_keys(space: dict[str, Any]) -> dict[str, Any]:
     for key in space:
         if key not in SEARCHABLE:
@@ -223,6 +251,10 @@ class SearchConfig(StrictModel):
     poll_interval: float = Field(
         2.0, gt=0, description="seconds between checks while other workers finish a study"
     )
+    checkpoint_dir: Path = Field(
+        Path(".pneumobench/checkpoints"),
+        description="where each study's best checkpoint is kept (a writable folder)",
+    )
 
     @field_validator("objective")
     @classmethod
@@ -238,6 +270,11 @@ class SearchConfig(StrictModel):
     @classmethod
     def _searchable_keys(cls, space: dict[str, Any]) -> dict[str, Any]:
         return _check_space_keys(space)
+
+    @field_validator("storage")
+    @classmethod
+    def _known_storage(cls, value: str) -> str:
+        return check_store_url(value, STORAGE_SCHEMES, "Optuna storage")
 
     @model_validator(mode="after")
     def _grace_after_heartbeat(self) -> SearchConfig:
@@ -278,6 +315,18 @@ class ModelEntry(StrictModel):
     def _searchable_keys(cls, space: dict[str, Any]) -> dict[str, Any]:
         return _check_space_keys(space)
 
+    @model_validator(mode="after")
+    def _plain_label(self) -> ModelEntry:
+        bad = sorted(set(self.key) & set(LABEL_FORBIDDEN))
+        if bad or not self.key.strip() or not self.key.isprintable():
+            shown = " ".join(repr(c) for c in bad) or "blank or unprintable characters"
+            raise ValueError(
+                f"label '{self.key}' contains {shown}: labels name runs, studies and folders and "
+                "are matched in MLflow filters, so quotes, backslashes and control characters "
+                "cannot be used. Give the entry a `label:` of letters, digits and - _ . : +"
+            )
+        return self
+
     @property
     def key(self) -> str:
         """The entry's unique label (its name when no label is given)."""
@@ -303,6 +352,29 @@ class EvaluationConfig(StrictModel):
     )
 
 
+def check_store_url(url: str, schemes: tuple[str, ...], what: str) -> str:
+    """A database or tracking URL of a scheme the store supports; SQLite with three slashes."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        if url.startswith("sqlite:"):
+            raise ValueError(
+                f"'{url}' is not a SQLite URL: write sqlite:///relative/path.db or "
+                "sqlite:////absolute/path.db (three or four slashes)"
+            )
+        if what.startswith("MLflow"):  # a plain folder is an MLflow file store
+            return url
+    base = scheme.split("+")[0]
+    if not sep or base not in schemes:
+        raise ValueError(
+            f"'{url}' cannot be used as the {what}: the URL's scheme must be one of "
+            f"{', '.join(schemes)} (e.g. sqlite:///{'mlflow' if what.startswith('MLflow') else 'optuna'}"
+            ".db)"
+        )
+    if base == "sqlite" and not rest.startswith("/"):
+        raise ValueError(f"'{url}': a SQLite URL has three slashes, e.g. sqlite:///mlflow.db")
+    return url
+
+
 class TrackingConfig(StrictModel):
     """Where and what MLflow records (``tracking:``)."""
 
@@ -319,6 +391,11 @@ class TrackingConfig(StrictModel):
         True, description="log CPU, memory (and GPU) utilization to each trial run"
     )
     system_metrics_interval: float = Field(10.0, gt=0, description="seconds between samples")
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        return check_store_url(value, TRACKING_SCHEMES, "MLflow tracking store")
 
 
 class ExperimentConfig(StrictModel):
@@ -358,6 +435,13 @@ class ExperimentConfig(StrictModel):
         problem = get_source(self.data.source).check_task(self.task)
         if problem:
             raise ValueError(problem)
+        problems = _space_problems("search.space", self.search.space, self.protocol)
+        for i, entry in enumerate(self.models):
+            overrides = {k: v for k, v in entry.protocol.model_dump().items() if v is not None}
+            problems += _protocol_problems(f"models[{i}].protocol", self.protocol, overrides)
+            problems += _space_problems(f"models[{i}].space", entry.space, self.protocol)
+        if problems:
+            raise ValueError("\n  - ".join(problems))
         return self
 
     # --- derived views -------------------------------------------------------------------
@@ -387,18 +471,49 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at position {exc.start}): "
+            "save the file as UTF-8"
+        ) from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{path}: expected a mapping of keys (name, data, models, ...) at the top"
         )
-    for item in overrides or []:
-        apply_override(raw, item)
-    config = parse_config(raw, origin=str(path))
+    if overrides:  # a mistake in the file is the file's; one the overrides bring is theirs
+        parse_config(copy.deepcopy(raw), origin=str(path))
+        for item in overrides:
+            apply_override(raw, item)
+    origin = " ".join(f"--set {o}" for o in overrides or []) or str(path)
+    config = parse_config(raw, origin=origin)
     config._source = path.resolve()
     return config
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key written twice in one mapping is an error (the
+    plain loader keeps the last one and silently drops the first section)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key '{key}' is written twice in one section (lines {seen[key]} and {line}); "
+                    "keep one",
+                    key_node.start_mark,
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def parse_config(raw: dict[str, Any], origin: str = "<config>") -> ExperimentConfig:
@@ -508,7 +623,7 @@ def format_validation_error(exc: ValidationError, origin: str) -> str:
             message = err["msg"].removeprefix("Value error, ")
             if "input" in err and err["type"] not in ("value_error", "assertion_error"):
                 message += f" (got {err['input']!r})"
-        line = f"  - {path}: {message}"
+        line = f"  - {message}" if path == "(top level)" else f"  - {path}: {message}"
         if line not in seen:
             seen.add(line)
             lines.append(line)

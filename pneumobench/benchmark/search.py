@@ -12,18 +12,75 @@ from optuna.trial import TrialState
 
 from pneumobench.config import CategoricalParam, ExperimentConfig, FloatParam, IntParam
 from pneumobench.errors import TrackingError
+from pneumobench.locks import initializing
 
 if TYPE_CHECKING:
     from pneumobench.benchmark.run.plan import ModelPlan
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+CONNECT_TIMEOUT = 10  # seconds to reach a database server before the run stops with an error
 
 
 def make_sampler(config: ExperimentConfig) -> optuna.samplers.BaseSampler:
-    """Seeded TPE (or random search) as ``search.sampler`` says."""
+    """TPE (or random search) as ``search.sampler`` says, seeded per trial (see below)."""
     if config.search.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=config.seed)
-    return optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=5)
+        return TrialSeededSampler(
+            lambda seed: optuna.samplers.RandomSampler(seed=seed), config.seed
+        )
+    return TrialSeededSampler(
+        lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=5), config.seed
+    )
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """The sampler seed of trial ``number`` in an experiment seeded with ``seed``."""
+    return (seed * 1_000_003 + number * 7_919 + 17) % (2**31 - 1)
+
+
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """A sampler whose randomness depends on the trial, not on the process.
+
+    A sampler seeded once per process repeats itself: a resumed search, or a second worker on
+    the same study, would draw the same start-up samples as the first process did. Here each
+    trial gets a fresh inner sampler seeded with ``trial_seed(seed, trial.number)``. The inner
+    samplers keep no state between trials (TPE reads the history from the storage), so a fixed
+    seed still gives the same sequence for the same order of trials, and no two trial numbers
+    share a random stream.
+    """
+
+    def __init__(self, make: Any, seed: int) -> None:
+        self._make, self._seed = make, seed
+        self._inner: dict[int, optuna.samplers.BaseSampler] = {}
+
+    def _for(self, trial: Any) -> optuna.samplers.BaseSampler:
+        if trial.number not in self._inner:
+            self._inner[trial.number] = self._make(trial_seed(self._seed, trial.number))
+        return self._inner[trial.number]
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: Any) -> dict[str, Any]:
+        return self._for(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: Any, search_space: dict[str, Any]
+    ) -> dict[str, Any]:
+        return self._for(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self, study: optuna.Study, trial: Any, param_name: str, param_distribution: Any
+    ) -> Any:
+        return self._for(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: Any) -> None:
+        self._for(trial).before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: Any, state: TrialState, values: Any) -> None:
+        inner = self._inner.pop(trial.number, None) or self._make(
+            trial_seed(self._seed, trial.number)
+        )
+        inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:  # the seed is the trial's, by design
+        pass
 
 
 def make_pruner(config: ExperimentConfig, max_epochs: int) -> optuna.pruners.BasePruner:
@@ -43,10 +100,12 @@ def make_storage(
     engine_kwargs: dict = {}
     if url.startswith("sqlite"):  # several processes on one file wait for each other's writes
         engine_kwargs["connect_args"] = {"timeout": 60}
+    elif url.startswith(("postgresql", "mysql")):  # a server that never answers is an error
+        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     error: Exception | None = None
     for attempt in range(3):  # workers starting together race to create the tables
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), initializing(url):
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
                     url,
@@ -61,7 +120,13 @@ def make_storage(
             error = exc
             if any(
                 sign in str(exc)
-                for sign in ("could not connect", "unable to open", "Connection refused")
+                for sign in (
+                    "could not connect",
+                    "unable to open",
+                    "Connection refused",
+                    "timeout expired",
+                    "timed out",
+                )
             ):
                 break
             time.sleep(0.5 * (attempt + 1))

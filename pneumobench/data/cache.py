@@ -42,9 +42,12 @@ def cached_array(
     if entry is None:
         array, notes = build()
         if path is not None and notes_path is not None:
-            _atomic_write(notes_path, lambda fh: fh.write(json.dumps(notes).encode()))
-            _atomic_write(path, lambda fh: np.save(fh, array))  # written last: marks completion
-            array = np.load(path, mmap_mode="c")
+            try:
+                _atomic_write(notes_path, lambda fh: fh.write(json.dumps(notes).encode()))
+                _atomic_write(path, lambda fh: np.save(fh, array))  # written last: complete
+                array = np.load(path, mmap_mode="c")
+            except OSError as exc:  # a read-only folder: this run keeps the array in memory
+                notes = {**notes, "cache_unwritable": f"{cache_dir}: {exc.strerror or exc}"}
         entry = (array, notes)
     _MEMORY[key] = entry
     return entry

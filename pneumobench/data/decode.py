@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -15,14 +16,33 @@ from pneumobench.errors import DataError
 
 
 def decode_image(path: Path | io.BytesIO, size: int) -> np.ndarray:
-    """Grey, square ``size`` px. JPEG draft mode lets libjpeg shrink big originals while decoding."""
+    """Grey, square ``size`` px. JPEG draft mode lets libjpeg shrink big originals while decoding.
+
+    16-bit and 32-bit grey images (PNG, TIFF) are scaled by their bit depth to 8 bit, not clipped
+    (Pillow's ``convert("L")`` clips them to white); palette and alpha images keep their grey.
+    """
     with Image.open(path) as img:
         if img.format == "JPEG":
             img.draft("L", (size, size))
-        grey = img.convert("L")
+        grey = to_grey8(img)
         if grey.size != (size, size):
             grey = grey.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
         return np.asarray(grey, dtype=np.uint8)
+
+
+def to_grey8(img: Image.Image) -> Image.Image:
+    """An 8-bit grey image of any mode, scaled by the mode's bit depth."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        pixels = np.asarray(img, dtype=np.float64)
+        if img.mode == "F" and pixels.size and np.nanmax(pixels) <= 1.0:
+            full_scale = 1.0  # floating-point images in [0, 1]
+        elif img.mode in ("I", "F") and pixels.size and np.nanmax(pixels) > 65535:
+            full_scale = 2.0**32 - 1
+        else:
+            full_scale = 65535.0  # 16-bit grey (Pillow opens 16-bit PNGs as I;16 or I)
+        scaled = np.clip(np.nan_to_num(pixels) * (255.0 / full_scale), 0, 255)
+        return Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
+    return img.convert("L")
 
 
 def decode_many(
@@ -41,8 +61,18 @@ def decode_many(
     def work(i: int) -> None:
         try:
             payload = paths[i].read_bytes()
+            if not payload:
+                failures.append((i, "empty file (0 bytes)"))
+                return
             digests[i] = hashlib.sha1(payload).hexdigest()
             out[i] = decode_image(io.BytesIO(payload), size)
+        except FileNotFoundError:
+            failures.append((i, "missing: a broken symbolic link, or deleted during the scan"))
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                failures.append((i, "a symbolic link that loops"))
+            else:
+                failures.append((i, f"{type(exc).__name__}: {exc}"))
         except Exception as exc:  # PIL raises many types for broken files
             failures.append((i, f"{type(exc).__name__}: {exc}"))
 

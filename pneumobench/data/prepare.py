@@ -14,6 +14,7 @@ from pneumobench.data.records import ImageRecord, records_digest
 from pneumobench.data.sources import get_source
 from pneumobench.data.sources.base import SourceRequest
 from pneumobench.data.split import carve_validation
+from pneumobench.errors import DataError
 
 SPLITS = ("train", "val", "test")
 
@@ -116,6 +117,7 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
         )
         for name, idx in final.items()
     }
+    _require_every_class(splits, config.class_names, source.carves_validation, data.val_fraction)
     assignment = [ImageRecord(k, s, 0, "") for s, sp in splits.items() for k in sp.keys]
     digest = records_digest(records, records_digest(assignment, str(data.image_size)))
     where = {int(i): name for name, idx in final.items() for i in idx}
@@ -137,6 +139,31 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
         loaded.skipped,
         leaks,
     )
+
+
+def _require_every_class(
+    splits: dict[str, Split], class_names: tuple[str, ...], carved: bool, fraction: float
+) -> None:
+    """Model choice and thresholds are made on validation: it must hold every class, and so must
+    train and test. Too few images of a class is an error with the numbers, never a warning."""
+    counts = {
+        name: {c: int((split.labels == k).sum()) for k, c in enumerate(class_names)}
+        for name, split in splits.items()
+    }
+    empty = [(name, c) for name, per in counts.items() for c, n in per.items() if n == 0]
+    if not empty:
+        return
+    table = "; ".join(
+        f"{name}: " + ", ".join(f"{n} {c}" for c, n in per.items()) for name, per in counts.items()
+    )
+    missing = ", ".join(f"no {c} image in {name}" for name, c in empty)
+    hint = (
+        f"the validation set is carved from train by patient ({fraction:.0%}): add images of that "
+        "class, or raise data.val_fraction"
+        if carved
+        else "the source's own splits are used as they are: fix the data"
+    )
+    raise DataError(f"{missing} ({table}). {hint}.")
 
 
 def source_request(config: ExperimentConfig) -> SourceRequest:

@@ -35,6 +35,8 @@ def build_timm(timm_name: str, pretrained: bool | str, in_chans: int, image_size
     kwargs: dict = {"num_classes": 0, "in_chans": in_chans}
     if "vit" in timm_name or "deit" in timm_name:
         kwargs["img_size"] = image_size  # position embeddings are resampled to the image size
+    if pretrained:
+        _offline_unless_hub_reachable()
     try:
         module = timm.create_model(full_name, pretrained=bool(pretrained), **kwargs)
     except (OSError, RuntimeError, ValueError) as exc:
@@ -61,6 +63,35 @@ def build_timm(timm_name: str, pretrained: bool | str, in_chans: int, image_size
         std=tuple(cfg.get("std", (0.5,))),
         pretrained_source=source,
     )
+
+
+_hub_reachable: dict[tuple[str, int], bool] = {}  # probed once per endpoint and process
+
+
+def _offline_unless_hub_reachable(timeout: float = 3.0) -> None:
+    """An unreachable Hugging Face Hub costs about a minute of retries per model: probe it once
+    (a TCP connect, seconds at most) and, if it cannot be reached, let huggingface_hub answer
+    from its local cache alone, so missing weights fail at once with pneumobench's message."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
+    where = (
+        endpoint.hostname or "huggingface.co",
+        endpoint.port or (443 if endpoint.scheme == "https" else 80),
+    )
+    if where not in _hub_reachable:
+        try:
+            socket.create_connection(where, timeout).close()
+            _hub_reachable[where] = True
+        except OSError:
+            _hub_reachable[where] = False
+    if not _hub_reachable[where]:
+        constants.HF_HUB_OFFLINE = True
 
 
 def _curated(name: str, family: str) -> None:

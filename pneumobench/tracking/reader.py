@@ -75,3 +75,26 @@ def read_predictions(store: Any, run_id: str) -> tuple[list[str], np.ndarray, np
     y = np.array([int(r[1]) for r in rows])
     probs = np.array([[float(r[i]) for i in prob_columns] for r in rows])
     return paths, y, probs
+
+
+def finished_seed_repeats(
+    experiment_id: str, parent_run_id: str, best_trial: int
+) -> dict[int, dict[str, float]]:
+    """Test metrics (without the ``test_`` prefix) of the seed repeats of ``best_trial`` that
+    finished under ``parent_run_id``: a resumed final evaluation does not train them again."""
+    runs = client().search_runs(
+        [experiment_id],
+        filter_string=(
+            f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
+            f"tags.`{S.ROLE}` = '{S.ROLE_REPEAT}' and tags.`{S.BEST_TRIAL}` = '{best_trial}' "
+            "and attributes.status = 'FINISHED'"
+        ),
+    )
+    return {
+        int(run.data.tags[S.SEED]): {
+            k.removeprefix(S.TEST_PREFIX): v
+            for k, v in run.data.metrics.items()
+            if k.startswith(S.TEST_PREFIX)
+        }
+        for run in runs
+    }

@@ -9,6 +9,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from pneumobench.errors import TrackingError
+from pneumobench.locks import initializing, sqlite_file
 
 
 def absolute_sqlite(uri: str) -> str:
@@ -46,10 +47,26 @@ def open_experiment(name: str, uri: str, artifact_location: str | None = None) -
 
     A new experiment beside a local store keeps its artifacts in ./mlruns.
     """
+    uri = with_connect_timeout(uri)
     mlflow.set_tracking_uri(uri)
-    experiment_id = _ensure_experiment(name, uri, artifact_location)
+    with initializing(uri):  # two runs in a fresh folder would race on the tables' creation
+        experiment_id = _ensure_experiment(name, uri, artifact_location)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def with_connect_timeout(uri: str, seconds: int = 10) -> str:
+    """A database URI that gives up connecting after ``seconds`` (a server that accepts and
+    never answers would otherwise hang the run)."""
+    if uri.startswith(("postgresql", "mysql")) and "connect_timeout" not in uri:
+        return f"{uri}{'&' if '?' in uri else '?'}connect_timeout={seconds}"
+    return uri
+
+
+def artifact_root_beside(uri: str) -> str | None:
+    """``mlruns/`` in the folder of a SQLite store (None: the store chooses, e.g. a server)."""
+    path = sqlite_file(uri)
+    return (path.parent.resolve() / "mlruns").as_uri() if path is not None else None
 
 
 def _ensure_experiment(name: str, uri: str, artifact_location: str | None) -> str:
@@ -65,9 +82,7 @@ def _ensure_experiment(name: str, uri: str, artifact_location: str | None) -> st
                 "or choose another `name`"
             )
         return experiment.experiment_id
-    location = artifact_location
-    if location is None and is_local_store(uri):
-        location = Path("mlruns").resolve().as_uri()
+    location = artifact_location or artifact_root_beside(uri)
     try:
         return store.create_experiment(name, artifact_location=location)
     except MlflowException:  # another worker created it first

@@ -202,15 +202,23 @@ def log_seed_repeat(
     experiment_id: str,
     label: str,
     seed: int,
+    best_trial: int,
     params: Mapping[str, Any],
     metrics: Mapping[str, float],
 ) -> None:
-    """One retrained seed as a nested run ``<label>/seed-<s>`` of the active parent run."""
+    """One retrained seed of ``best_trial``'s hyperparameters as a nested run
+    ``<label>/seed-<s>`` of the active parent run (logged once it is evaluated: an interrupted
+    repeat leaves no run behind)."""
     with mlflow.start_run(
         experiment_id=experiment_id,
         run_name=f"{label}/seed-{seed}",
         nested=True,
-        tags={S.ROLE: S.ROLE_REPEAT, S.LABEL: label, S.SEED: str(seed)},
+        tags={
+            S.ROLE: S.ROLE_REPEAT,
+            S.LABEL: label,
+            S.SEED: str(seed),
+            S.BEST_TRIAL: str(best_trial),
+        },
     ):
         mlflow.log_params(dict(params))
         mlflow.log_metrics(_finite({S.test_metric(k): v for k, v in metrics.items()}))

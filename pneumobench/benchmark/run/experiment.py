@@ -6,7 +6,9 @@ found again through its claim, and a model whose final evaluation is logged is n
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 import optuna
 from rich.console import Console
@@ -16,9 +18,11 @@ from pneumobench.benchmark.device import resolve_device
 from pneumobench.benchmark.progress import make_progress
 from pneumobench.benchmark.run.model_run import ExperimentContext, ModelOutcome, ModelRun
 from pneumobench.benchmark.run.plan import plan_models
+from pneumobench.benchmark.run.weights import StartingPoint
 from pneumobench.benchmark.search import storage_for
 from pneumobench.config import ExperimentConfig
 from pneumobench.data import PreparedData, prepare_data
+from pneumobench.errors import ConfigError
 from pneumobench.registry import check_model_name
 from pneumobench.tracking.store import open_experiment
 
@@ -33,15 +37,21 @@ def run_experiment(
     final evaluation is logged.
     """
     console = console or Console()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna logs every failed trial with its traceback (a Ctrl-C too); pneumobench reports
+    # trials itself, in one line each.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     device = resolve_device(config.device)
     plans = plan_models(config)
+    _require_writable(Path(config.search.checkpoint_dir).expanduser(), "search.checkpoint_dir")
     for plan in plans:  # fail on a misspelt model before any minute of training
         check_model_name(plan.registry_name)
     claims = Claims(storage_for(config).engine)  # an unreachable storage fails before any work
     experiment_id = open_experiment(
         config.name, config.tracking.uri, config.tracking.artifact_location
     )
+    # Every model is built (pretrained weights fetched) before any data or trial: a missing
+    # download stops the run in seconds, not after hours of other models' training.
+    starts = [StartingPoint(plan, len(config.class_names)) for plan in plans]
     started = time.perf_counter()
     data = prepare_data(config)
     _print_data(console, config, data, str(device), time.perf_counter() - started)
@@ -50,9 +60,22 @@ def run_experiment(
         ctx = ExperimentContext(
             config, data, experiment_id, device, claims, console, progress, force
         )
-        for plan in plans:
-            outcomes.append(ModelRun(plan, ctx).run())
+        for plan, start in zip(plans, starts, strict=True):
+            outcomes.append(ModelRun(plan, ctx, start).run())
     return outcomes
+
+
+def _require_writable(folder: Path, key: str) -> None:
+    """A folder the run must write to, checked before any run or study exists."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"{folder.resolve()} is not writable ({exc.strerror or exc}): pneumobench keeps "
+            f"checkpoints there. Set {key} to a writable folder (or run from one)."
+        ) from None
 
 
 def _print_data(

@@ -41,7 +41,7 @@ class SeedRepeat:
 
     seed: int
     metrics: dict[str, float]  # names without the test_ prefix
-    retrained: bool  # False: the searched model already is this seed's model
+    retrained: bool  # False: the searched model, or a repeat logged before, is this seed's
 
 
 def evaluate_best(
@@ -70,12 +70,18 @@ def repeat_with_seeds(
     augment: AugmentConfig,
     evaluation: EvaluationConfig,
     final: FinalModel,
+    done: dict[int, dict[str, float]] | None = None,
 ) -> Iterator[SeedRepeat]:
     """Retrain ``final``'s hyperparameters with each of ``evaluation.seeds``: each retrained model
-    is a final model of its own, early-stopped on validation, then evaluated once on test."""
+    is a final model of its own, early-stopped on validation, then evaluated once on test.
+    Seeds in ``done`` (repeats finished by an interrupted earlier evaluation) are not retrained."""
+    done = done or {}
     for seed in evaluation.seeds:
         if seed == plan.seed:
             yield SeedRepeat(seed, dict(final.result.metrics), retrained=False)
+            continue
+        if seed in done:
+            yield SeedRepeat(seed, dict(done[seed]), retrained=False)
             continue
         model = start.build(final.protocol.dropout, seed=seed)
         fit(

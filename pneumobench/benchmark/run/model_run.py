@@ -71,9 +71,8 @@ class ExperimentContext:
 class ModelRun:
     """Search and final evaluation of one model, logged under one MLflow parent run."""
 
-    def __init__(self, plan: ModelPlan, ctx: ExperimentContext) -> None:
-        self.plan, self.ctx = plan, ctx
-        self.start = StartingPoint(plan, len(ctx.data.class_names))  # fails on missing weights
+    def __init__(self, plan: ModelPlan, ctx: ExperimentContext, start: StartingPoint) -> None:
+        self.plan, self.ctx, self.start = plan, ctx, start
         self.checkpoints = CheckpointStore(plan.checkpoint_dir)
 
     def run(self) -> ModelOutcome:
@@ -240,6 +239,8 @@ class ModelRun:
 
     def _repeat_with_seeds(self, result: final.FinalModel) -> None:
         plan, ctx = self.plan, self.ctx
+        parent_id = writer.active_run_id()
+        done = reader.finished_seed_repeats(ctx.experiment_id, str(parent_id), result.trial.number)
         repeats = []
         for repeat in final.repeat_with_seeds(
             plan,
@@ -249,6 +250,7 @@ class ModelRun:
             ctx.config.data.augment,
             ctx.config.evaluation,
             result,
+            done,
         ):
             repeats.append(repeat)
             if repeat.retrained:
@@ -256,11 +258,13 @@ class ModelRun:
                     ctx.experiment_id,
                     plan.label,
                     repeat.seed,
+                    result.trial.number,
                     result.protocol.model_dump(),
                     repeat.metrics,
                 )
-                ctx.console.print(
-                    f"  {plan.label} seed {repeat.seed}: test recall "
-                    f"{repeat.metrics['recall']:.3f}, f1 {repeat.metrics['f1']:.3f}"
-                )
+            verb = "kept from before" if repeat.seed in done else "test"
+            ctx.console.print(
+                f"  {plan.label} seed {repeat.seed} ({verb}): recall "
+                f"{repeat.metrics['recall']:.3f}, f1 {repeat.metrics['f1']:.3f}"
+            )
         writer.log_metrics(final.seed_summary(repeats))

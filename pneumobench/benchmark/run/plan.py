@@ -13,8 +13,6 @@ from typing import Any
 from pneumobench.config import ExperimentConfig, ModelEntry, ProtocolConfig
 from pneumobench.text import safe_name
 
-CHECKPOINT_ROOT = Path(".pneumobench/checkpoints")
-
 
 def study_name(experiment: str, label: str) -> str:
     """The Optuna study of one (experiment, model): ``<experiment>/<label>``."""
@@ -36,6 +34,7 @@ class ModelPlan:
     direction: str  # "maximize" | "minimize"
     image_size: int
     seed: int
+    checkpoint_root: Path  # search.checkpoint_dir
 
     @property
     def study_name(self) -> str:
@@ -45,7 +44,7 @@ class ModelPlan:
     @property
     def checkpoint_dir(self) -> Path:
         """Where this worker keeps the study's best checkpoint."""
-        return CHECKPOINT_ROOT / safe_name(self.experiment) / safe_name(self.label)
+        return self.checkpoint_root / safe_name(self.experiment) / safe_name(self.label)
 
     def protocol_with(self, params: dict[str, Any]) -> ProtocolConfig:
         """The protocol with a trial's sampled hyperparameters."""
@@ -67,6 +66,7 @@ def plan_model(config: ExperimentConfig, entry: ModelEntry) -> ModelPlan:
         direction=config.search.direction,
         image_size=config.data.image_size,
         seed=config.seed,
+        checkpoint_root=Path(config.search.checkpoint_dir).expanduser(),
     )
 
 

@@ -37,6 +37,17 @@ class SourceImages:
     content_digests: list[str] = field(default_factory=list)  # per row, to find exact duplicates
 
 
+def cache_note(decode_notes: dict) -> list[str]:
+    """What the user must know about the decode cache (a folder it could not write to)."""
+    problem = decode_notes.get("cache_unwritable")
+    if not problem:
+        return []
+    return [
+        f"decode cache not written ({problem}): images are decoded again by every run; "
+        "set data.cache_dir to a writable folder to keep them"
+    ]
+
+
 class DataSource(ABC):
     """Where images come from. Subclasses set the class attributes and implement ``load``."""
 

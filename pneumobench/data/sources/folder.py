@@ -9,7 +9,13 @@ from pneumobench.data.cache import cache_key, cached_array
 from pneumobench.data.decode import decode_many, unreadable_error
 from pneumobench.data.labels import patient_id, pneumonia_subtype
 from pneumobench.data.records import ImageRecord, records_digest
-from pneumobench.data.sources.base import DataSource, SourceImages, SourceRequest, limit_per_class
+from pneumobench.data.sources.base import (
+    DataSource,
+    SourceImages,
+    SourceRequest,
+    cache_note,
+    limit_per_class,
+)
 from pneumobench.errors import DataError
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
@@ -44,10 +50,7 @@ class FolderSource(DataSource):
             records[i] for i in limit_per_class(records, request.limit_per_class, request.seed)
         ]
         paths = [root / r.key for r in records]
-        stats = [p.stat() for p in paths]
-        fingerprint = records_digest(
-            records, "|".join(f"{s.st_size}:{s.st_mtime_ns}" for s in stats)
-        )
+        fingerprint = records_digest(records, "|".join(_size_and_mtime(p) for p in paths))
         images, decoded = cached_array(
             cache_key(fingerprint, size), request.cache_dir, lambda: decode_many(paths, size)
         )
@@ -55,11 +58,21 @@ class FolderSource(DataSource):
         if bad and request.on_bad_image == "error":
             raise unreadable_error([f"{paths[i]}: {reason}" for i, reason in bad])
         out = SourceImages(records, images, content_digests=list(decoded.get("sha1", [])))
+        out.notes += cache_note(decoded)
         out.excluded = {i for i, _ in bad}
         out.skipped = [f"{records[i].key}: {reason}" for i, reason in bad]
         if bad:
             out.notes.append(f"{len(bad)} unreadable image(s) left out (data.on_bad_image: skip)")
         return out
+
+
+def _size_and_mtime(path: Path) -> str:
+    """What tells a changed file; a broken link has none (and fails decoding, named)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return "missing"
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def scan_folder(root: Path, task: str) -> list[ImageRecord]:
@@ -93,8 +106,8 @@ def scan_folder(root: Path, task: str) -> list[ImageRecord]:
                 problems.append(f"{splits[split]}: no {cls.upper()} folder")
                 continue
             found = _scan_class(root, classes[cls], split, cls, task, problems)
-            if not found:
-                problems.append(f"{classes[cls]}: class folder holds no images")
+            if not found and split != "val":  # an empty official val only matters if kept:
+                problems.append(f"{classes[cls]}: class folder holds no images")  # see prepare
             records.extend(found)
     if problems:
         shown = problems[:20] + (
@@ -111,6 +124,12 @@ def _scan_class(
     for path in sorted(folder.rglob("*")):
         if path.is_dir() or is_litter(path):
             continue
+        if not _utf8(path.name):
+            problems.append(
+                f"{path.parent / ascii(path.name)}: the file name is not valid UTF-8 (it cannot be "
+                "logged or shown); rename the file"
+            )
+            continue
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             problems.append(
                 f"{path}: not an image (.jpeg/.jpg/.png); move it out of the data folder"
@@ -126,6 +145,14 @@ def _scan_class(
             continue
         out.append(ImageRecord(rel, split, label, patient_id(path.name) or f"file:{rel}"))
     return out
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes arrive as surrogate escapes
+        return False
+    return True
 
 
 def _label(cls: str, filename: str, task: str) -> int | None:

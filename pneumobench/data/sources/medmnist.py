@@ -9,7 +9,13 @@ import numpy as np
 
 from pneumobench.data.cache import cache_key, cached_array
 from pneumobench.data.records import ImageRecord, records_digest
-from pneumobench.data.sources.base import DataSource, SourceImages, SourceRequest, limit_per_class
+from pneumobench.data.sources.base import (
+    DataSource,
+    SourceImages,
+    SourceRequest,
+    cache_note,
+    limit_per_class,
+)
 from pneumobench.errors import DataError
 
 FLAG = "pneumoniamnist"
@@ -32,7 +38,7 @@ class MedMNISTSource(DataSource):
         if request.limit_per_class:
             records, raw = [records[i] for i in keep], raw[keep]
         limit_tag = f"|limit={request.limit_per_class}|seed={request.seed}"
-        images, _ = cached_array(
+        images, decoded = cached_array(
             cache_key(fingerprint + limit_tag, request.image_size),
             request.cache_dir,
             lambda: (_resize(raw, request.image_size), {}),
@@ -40,7 +46,10 @@ class MedMNISTSource(DataSource):
         return SourceImages(
             records,
             images,
-            notes=["MedMNIST has no patient ids: its official val split is used as it is"],
+            notes=[
+                "MedMNIST has no patient ids: its official val split is used as it is",
+                *cache_note(decoded),
+            ],
         )
 
 
@@ -50,7 +59,11 @@ def expected_file(size: int = 28) -> str:
 
 
 def load_medmnist(path: Path) -> tuple[Path, list[ImageRecord], np.ndarray]:
-    """The file read, its records and its (N, size, size) uint8 images of train, val and test."""
+    """The file read, its records and its (N, size, size) uint8 images of train, val and test.
+
+    The arrays are checked before use (keys, shapes, labels 0/1), each problem a DataError that
+    names the file; the file is read with ``allow_pickle=False``, always.
+    """
     root, filename = (path.parent, path.name) if path.suffix == ".npz" else (path, expected_file())
     file = root / filename
     if not file.is_file():
@@ -62,24 +75,73 @@ def load_medmnist(path: Path) -> tuple[Path, list[ImageRecord], np.ndarray]:
             f"Download {filename} (md5 {info['MD5']}) from {info['url']} into {root}, "
             "or point data.path (or $PNEUMOBENCH_DATA_ROOT) at the folder that holds it."
         )
-    from medmnist import PneumoniaMNIST
-
-    size = 28 if filename == f"{FLAG}.npz" else int(filename.rsplit("_", 1)[1].split(".")[0])
+    arrays = _read_npz(file)
     records: list[ImageRecord] = []
     images = []
     for split in ("train", "val", "test"):
-        try:
-            ds = PneumoniaMNIST(split=split, root=str(root), download=False, size=size)
-        except Exception as exc:
-            raise DataError(f"{file}: cannot read the '{split}' split: {exc}") from None
-        labels = np.asarray(ds.labels).reshape(-1).astype(int)
-        images.append(np.asarray(ds.imgs, dtype=np.uint8).reshape(len(labels), size, size))
+        imgs, labels = _split_arrays(file, arrays, split)
+        images.append(imgs)
         # MedMNIST publishes no patient ids: each image counts as its own patient.
         records.extend(
             ImageRecord(f"{FLAG}/{split}/{i}", split, int(y), f"{split}-{i}")
             for i, y in enumerate(labels)
         )
+    sizes = {a.shape[1:] for a in images}
+    if len(sizes) > 1:
+        raise DataError(f"{file}: the splits have different image sizes {sorted(sizes)}")
     return file, records, np.concatenate(images)
+
+
+def _read_npz(file: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            if not hasattr(npz, "files"):
+                raise ValueError("a single array, not an .npz archive")
+            return {key: npz[key] for key in npz.files}
+    except Exception as exc:  # not a zip, truncated, object arrays, an HTML page, ...
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        if "pickle" in reason:  # numpy's hint to unpickle is never the way out here
+            reason = "not a NumPy .npz archive (a web page or another file under that name?)"
+        from medmnist import INFO
+
+        info = INFO[FLAG]
+        raise DataError(
+            f"{file}: not a readable MedMNIST .npz file ({reason}). Download it again: "
+            f"{info['url']} (md5 {info['MD5']} for the 28 px file)."
+        ) from None
+
+
+def _split_arrays(
+    file: Path, arrays: dict[str, np.ndarray], split: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, S, S) uint8, labels (N,) of 0/1) of one split, checked."""
+    image_key, label_key = f"{split}_images", f"{split}_labels"
+    missing = [k for k in (image_key, label_key) if k not in arrays]
+    if missing:
+        raise DataError(
+            f"{file}: no {' or '.join(missing)} array (found: {', '.join(sorted(arrays)) or 'none'});"
+            " a MedMNIST file holds train/val/test _images and _labels"
+        )
+    imgs, labels = arrays[image_key], arrays[label_key]
+    if imgs.ndim == 4 and imgs.shape[-1] == 1:
+        imgs = imgs[..., 0]
+    if imgs.ndim != 3 or imgs.shape[1] != imgs.shape[2] or imgs.dtype != np.uint8:
+        raise DataError(
+            f"{file}: {image_key} must be (N, S, S) uint8 grey images, got {imgs.shape} {imgs.dtype}"
+        )
+    labels = labels.reshape(-1) if labels.ndim == 2 and labels.shape[1] == 1 else labels
+    if labels.ndim != 1 or len(labels) != len(imgs):
+        raise DataError(
+            f"{file}: {label_key} must hold one label per image ({len(imgs)}), got shape "
+            f"{arrays[label_key].shape}"
+        )
+    bad = sorted(set(np.unique(labels).tolist()) - {0, 1})
+    if bad:
+        raise DataError(
+            f"{file}: {label_key} holds {bad[:5]}; PneumoniaMNIST labels are 0 (normal) and "
+            "1 (pneumonia)"
+        )
+    return np.ascontiguousarray(imgs), labels.astype(int)
 
 
 def _resize(images: np.ndarray, size: int) -> np.ndarray:
