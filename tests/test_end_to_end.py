@@ -105,6 +105,9 @@ def test_run_logs_parents_trials_test_metrics_and_resumes(
     study = optuna.load_study(study_name="tiny/simple_cnn", storage=storage_uri())
     assert [t.number for t in study.trials] == [0, 1, 2]
     assert len(_runs("tiny", "model")) == 2 and len(_runs("tiny", "trial")) == 5
+    # ... and every look at a test set is counted and shown.
+    looks = {r["model"]: r["test_evaluations"] for r in _leaderboard(capsys)}
+    assert looks == {"simple_cnn": 2, "resnet18-scratch": 1}
 
     # The logged model takes [0, 1] grey images and returns class logits.
     import torch

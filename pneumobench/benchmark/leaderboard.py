@@ -156,7 +156,7 @@ def _row(run: Any) -> dict[str, Any]:
 
 def _columns(key: str) -> list[str]:
     others = [S.test_metric(m) for m in LEADERBOARD_METRICS if S.test_metric(m) != key]
-    return ["rank", "model", key, "vs_champion", "group", *others]
+    return ["rank", "model", key, "vs_champion", "group", *others, S.N_TEST_EVALUATIONS]
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -188,8 +188,9 @@ def _cell(row: dict[str, Any], column: str, key: str) -> str:
             f"{row['vs_champion_diff']:+.3f} [{row['vs_champion_ci_low']:+.3f}, "
             f"{row['vs_champion_ci_high']:+.3f}] {_p(row['p_holm'])}"
         )
-    if column == "rank":
-        return _fmt(row.get("rank"))
+    if column in ("rank", S.N_TEST_EVALUATIONS):  # counts
+        value = row.get(column)
+        return "" if value is None else str(int(value))
     return _fmt(row.get(column))
 
 

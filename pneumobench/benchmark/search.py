@@ -21,15 +21,26 @@ COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 CONNECT_TIMEOUT = 10  # seconds to reach a database server before the run stops with an error
 
 
-def make_sampler(config: ExperimentConfig) -> optuna.samplers.BaseSampler:
-    """TPE (or random search) as ``search.sampler`` says, seeded per trial (see below)."""
+def make_sampler(config: ExperimentConfig, n_trials: int = 10) -> optuna.samplers.BaseSampler:
+    """TPE (or random search) as ``search.sampler`` says, seeded per trial (see below).
+
+    TPE starts with random trials before it models anything; its default of 10 (Optuna) or 5
+    would make a 3- to 6-trial budget pure random search. The start is scaled to the budget:
+    half of it, at least 2 and at most 10 (3 trials: 2 random, then 1 by TPE; 6: 3 and 3).
+    """
     if config.search.sampler == "random":
         return TrialSeededSampler(
             lambda seed: optuna.samplers.RandomSampler(seed=seed), config.seed
         )
+    startup = startup_trials(n_trials)
     return TrialSeededSampler(
-        lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=5), config.seed
+        lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup), config.seed
     )
+
+
+def startup_trials(n_trials: int) -> int:
+    """Random trials before TPE takes over, for a budget of ``n_trials``."""
+    return max(2, min(10, n_trials // 2))
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -83,12 +94,22 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
         pass
 
 
-def make_pruner(config: ExperimentConfig, max_epochs: int) -> optuna.pruners.BasePruner:
-    """The ``search.pruner``: median, hyperband over epochs, or none."""
+def make_pruner(
+    config: ExperimentConfig, max_epochs: int, frozen_epochs: int = 0
+) -> optuna.pruners.BasePruner:
+    """The ``search.pruner``: median, hyperband over epochs, or none.
+
+    Never during a pretrained backbone's ``frozen_epochs``: a trial is judged only once its
+    backbone has trained (``backbone_lr_mult`` has had an effect), at the end of the first
+    unfrozen epoch at the earliest.
+    """
     if config.search.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        # Optuna may prune at any step >= n_warmup_steps: epochs 1..frozen_epochs are safe.
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=frozen_epochs + 1)
     if config.search.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=min(max_epochs, frozen_epochs + 1), max_resource=max_epochs
+        )
     return optuna.pruners.NopPruner()
 
 
@@ -145,14 +166,16 @@ def storage_for(config: ExperimentConfig) -> optuna.storages.RDBStorage:
     return _storages[key]
 
 
-def open_study(config: ExperimentConfig, plan: ModelPlan) -> optuna.Study:
-    """The plan's study, created on first use and loaded (with its trials) afterwards."""
+def open_study(config: ExperimentConfig, plan: ModelPlan, pretrained: bool = False) -> optuna.Study:
+    """The plan's study, created on first use and loaded (with its trials) afterwards.
+    ``pretrained``: the model's backbone is frozen for ``freeze_epochs`` (no pruning then)."""
+    frozen = plan.protocol.freeze_epochs if pretrained else 0
     return optuna.create_study(
         study_name=plan.study_name,
         storage=storage_for(config),
         direction=plan.direction,
-        sampler=make_sampler(config),
-        pruner=make_pruner(config, plan.protocol.max_epochs),
+        sampler=make_sampler(config, plan.n_trials),
+        pruner=make_pruner(config, plan.protocol.max_epochs, frozen),
         load_if_exists=True,
     )
 

@@ -35,6 +35,7 @@ FINAL_DONE = "done"
 FINAL_FAILED = "failed"
 FINAL_TRIALS = "pneumobench.final_trials"  # finished trials when the final model was chosen
 BEST_TRIAL = "best_trial"
+TEST_EVALUATIONS = "pneumobench.test_evaluations"  # times this model's test set was looked at
 OP_TARGET_RECALL = "op_target_recall"
 MODELS = "models"  # on the summary run: the models its report covers
 
@@ -67,6 +68,7 @@ VAL_OP_RECALL = "val_op_recall"
 N_SEEDS = "n_seeds"
 BEST_EPOCH = "best_epoch"
 TEST_ECE = "test_ece"
+N_TEST_EVALUATIONS = "test_evaluations"  # the count above as a metric (leaderboard, report)
 
 
 def test_metric(name: str) -> str:

@@ -84,7 +84,7 @@ class ModelRun:
         parent = reader.get_run(parent_id)
         check_same_data(plan, parent, ctx.data)
         if parent.data.tags.get(S.FINAL) == S.FINAL_DONE and not ctx.force:
-            done = counted_trials(open_study(ctx.config, plan))
+            done = counted_trials(open_study(ctx.config, plan, self.start.facts.pretrained))
             if done >= plan.n_trials:
                 ctx.console.print(
                     f"[bold]{plan.label}[/]: already searched ({done} trials) and evaluated on "
@@ -99,7 +99,7 @@ class ModelRun:
     # --- search ---------------------------------------------------------------------------------
     def _search_and_evaluate(self, parent_id: str) -> ModelOutcome:
         plan, console = self.plan, self.ctx.console
-        study = open_study(self.ctx.config, plan)
+        study = open_study(self.ctx.config, plan, self.start.facts.pretrained)
         study.set_user_attr(S.STUDY_PARENT_ATTR, parent_id)
         reaped = fail_dead_local_trials(study)
         if reaped:
@@ -217,6 +217,12 @@ class ModelRun:
             where=f"the MLflow run {run_id} of {plan.label}'s trial {best.number}",
         )
         evaluation = ctx.config.evaluation
+        looks = writer.count_test_evaluation()
+        if looks > 1:
+            ctx.console.print(
+                f"  [yellow]{plan.label}: test set evaluated for the {looks}. time[/] (--force, "
+                "or a search continued after a final evaluation); the count is logged and shown"
+            )
         result = final.evaluate_best(
             plan, self.start, ctx.data, ctx.device, evaluation, best, state
         )
