@@ -78,6 +78,10 @@ class DataConfig(StrictModel):
     source: str = Field("folder", description="a data source: folder | medmnist")
     path: Path
     image_size: int = Field(64, ge=16, le=1024)
+    resize: Literal["squash", "center_crop", "pad"] = Field(
+        "squash",
+        description="how non-square images become square: stretch, central square, black borders",
+    )
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
     merge_official_val: bool = Field(
         True, description="fold the official 16-image val folder into train before carving"
@@ -90,6 +94,10 @@ class DataConfig(StrictModel):
     )
     on_bad_image: Literal["error", "skip"] = Field(
         "error", description="unreadable image: stop and name it, or leave it out and log it"
+    )
+    on_leak: Literal["warn", "error"] = Field(
+        "warn",
+        description="patients or near-duplicate images across splits: report them, or stop",
     )
     augment: AugmentConfig = AugmentConfig()
     cache_dir: Path = Field(Path(".pneumobench/cache"), description="decoded-image cache")
@@ -333,18 +341,26 @@ class ModelEntry(StrictModel):
         return self.label or self.name
 
 
+class OperatingPointsConfig(StrictModel):
+    """Targets of the validation-chosen thresholds (see ``benchmark/operating_points.py``)."""
+
+    sensitivity: float = Field(
+        0.95, gt=0, le=1, description="specificity and precision are ranked at this sensitivity"
+    )
+    specificity: float = Field(
+        0.90, gt=0, le=1, description="recall (sensitivity) is ranked at this specificity"
+    )
+
+
 class EvaluationConfig(StrictModel):
     """How the final models are judged on test (hyperparameters never see any of this)."""
 
-    bootstrap_resamples: int = Field(2000, ge=100, description="stratified bootstrap resamples")
+    bootstrap_resamples: int = Field(
+        2000, ge=100, description="bootstrap resamples of the test patients (stratified by class)"
+    )
     ci_level: float = Field(0.95, gt=0.5, lt=1)
     alpha: float = Field(0.05, gt=0, lt=0.5, description="significance level, Holm-adjusted")
-    target_recall: float | None = Field(
-        0.95,
-        gt=0,
-        le=1,
-        description="operating point: threshold chosen on VALIDATION to reach this sensitivity",
-    )
+    operating_points: OperatingPointsConfig = OperatingPointsConfig()
     calibration_bins: int = Field(15, ge=2)
     seeds: list[int] = Field(
         default_factory=list,

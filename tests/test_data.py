@@ -18,9 +18,11 @@ from tests.conftest import SHARED_DATA, requires_shared_data, tiny_config
 @pytest.mark.parametrize(
     ("name", "patient", "subtype"),
     [
-        ("person12_bacteria_45.jpeg", "person12", "bacteria"),
-        ("person9_virus_3.jpeg", "person9", "virus"),
-        ("person1_virus_8_2.jpeg", "person1", "virus"),
+        ("person12_bacteria_45.jpeg", "person12_bacteria", "bacteria"),
+        ("person9_virus_3.jpeg", "person9_virus", "virus"),
+        ("person1_virus_8_2.jpeg", "person1_virus", "virus"),
+        ("person1_Virus_9.jpeg", "person1_virus", "virus"),
+        ("person7_scan.jpeg", "person7", None),
         ("IM-0011-0001-0002.jpeg", "IM-0011", None),
         ("NORMAL2-IM-1234-0001.jpeg", "NORMAL2-IM-1234", None),
         ("scan.png", None, None),
@@ -92,9 +94,9 @@ def test_each_image_is_decoded_once_per_dataset_and_size(
     calls: list[Path] = []
     real = decode_module.decode_image
 
-    def counting(path: Path, size: int) -> np.ndarray:
+    def counting(path: Path, size: int, resize: str = "squash") -> np.ndarray:
         calls.append(path)
-        return real(path, size)
+        return real(path, size, resize)
 
     monkeypatch.setattr(decode_module, "decode_image", counting)
     config = parse_config(tiny_config(fake_kermany))

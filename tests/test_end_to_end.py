@@ -80,15 +80,16 @@ def test_run_logs_parents_trials_test_metrics_and_resumes(
             client.download_artifacts(parent.info.run_id, "predictions/test_predictions.csv")
         )
         lines = local.read_text().splitlines()
-        assert lines[0] == "path,y_true,y_pred,p_normal,p_pneumonia" and len(lines) == 1 + 24
+        assert lines[0] == "path,patient,y_true,y_pred,p_normal,p_pneumonia"
+        assert len(lines) == 1 + 24
 
     rows = _leaderboard(capsys, "--metric", "recall")
     assert [r["rank"] for r in rows] == [1, 2] and rows[0]["champion"]
-    keys = [(r["test_recall"], r["test_f1"], r["test_roc_auc"]) for r in rows]
+    keys = [(r["test_at_spec_recall"], r["test_roc_auc"], r["test_pr_auc"]) for r in rows]
     assert keys == sorted(keys, reverse=True)
     assert {"rank", "model", "run_id", "test_recall", "test_pr_auc"} <= set(rows[0])
     rows_f1 = _leaderboard(capsys, "--metric", "test_f1")
-    assert rows_f1[0]["test_f1"] >= rows_f1[1]["test_f1"]
+    assert rows_f1[0]["test_at_f1_f1"] >= rows_f1[1]["test_at_f1_f1"]
     assert main(["leaderboard", "--metric", "auc"]) == 2  # the error lists valid names
     assert "roc_auc" in capsys.readouterr().err
     for fmt in ("csv", "markdown", "table"):
@@ -181,17 +182,23 @@ def test_statistics_are_logged_and_recomputable_from_the_predictions_csv(
 
     raw = tiny_config(fake_kermany)
     raw["search"]["n_trials"] = 1
-    raw["evaluation"] = {"bootstrap_resamples": 300, "target_recall": 0.9, "seeds": [7, 8]}
+    raw["evaluation"] = {
+        "bootstrap_resamples": 300,
+        "operating_points": {"sensitivity": 0.9, "specificity": 0.8},
+        "seeds": [7, 8],
+    }
     assert main(["run", str(write_config(tmp_path / "e.yaml", raw))]) == 0
     client = mlflow.MlflowClient(store_uri())
     parents = {r.data.tags["pneumobench.label"]: r for r in _runs("tiny", "model")}
     simple = parents["simple_cnn"]
     m = simple.data.metrics
-    for key in ("recall", "f1", "roc_auc", "pr_auc", "op_recall", "op_specificity"):
+    for key in ("recall", "f1", "roc_auc", "pr_auc", "at_spec_recall", "at_sens_specificity"):
         assert m[f"test_{key}_ci_low"] <= m[f"test_{key}"] <= m[f"test_{key}_ci_high"]
-    assert 0 <= m["op_threshold"] <= 1 and m["val_op_recall"] >= 0.9
+    assert 0 <= m["threshold_sens"] <= 1 and m["val_at_sens_recall"] >= 0.9
+    assert m["val_at_spec_specificity"] >= 0.8
     assert 0 <= m["test_ece"] <= 1 and m["n_seeds"] == 2
-    assert "test_recall_mean" in m and "test_recall_std" in m
+    assert "test_at_spec_recall_mean" in m and "test_recall_std" in m
+    assert simple.data.tags["bootstrap_unit"] == "patient"
     assert {"plots/reliability.png"} <= {
         a.path for a in client.list_artifacts(simple.info.run_id, "plots")
     }
@@ -201,26 +208,38 @@ def test_statistics_are_logged_and_recomputable_from_the_predictions_csv(
         "simple_cnn/seed-8",
     ]  # seed 7 is the searched model itself
 
-    _, y, probs = read_predictions(client, simple.info.run_id)
+    _, y, probs, patients = read_predictions(client, simple.info.run_id)
+    assert patients is not None and len(set(patients)) < len(patients)  # 2 images a patient
     again = classification_metrics(y, probs, ("normal", "pneumonia"))
     for key, value in again.items():
         assert value == pytest.approx(m[f"test_{key}"])
-    intervals = bootstrap_intervals(y, probs, n_resamples=300, seed=7)
+    intervals = bootstrap_intervals(y, probs, n_resamples=300, seed=7, groups=patients)
     assert intervals["recall"] == pytest.approx((m["test_recall_ci_low"], m["test_recall_ci_high"]))
 
     rows = _leaderboard(capsys, "--config", str(tmp_path / "e.yaml"), "--resamples", "500")
     champion, other = rows
     assert champion["group"] == "A" and champion["champion"]
     assert other["group"] in ("A", "B") and 0 <= other["p_holm"] <= 1
-    _, y_c, probs_c = read_predictions(client, champion["run_id"])
-    _, _, probs_o = read_predictions(client, other["run_id"])
+    # the paired comparison is about the ranked quantity: the mean over both seeds' models of
+    # recall at each one's validation-chosen specificity threshold
+    from pneumobench.benchmark.leaderboard import _members
+
     cmp = paired_comparison(
-        y_c, probs_o, probs_c, "recall", n_resamples=500, seed=int(champion["seed"])
+        y,
+        _members(client, {**other, "_metrics": client.get_run(other["run_id"]).data.metrics}),
+        _members(client, {**champion, "_metrics": client.get_run(champion["run_id"]).data.metrics}),
+        "recall",
+        groups=patients,
+        n_resamples=500,
+        seed=int(champion["seed"]),
     )
     assert other["vs_champion_diff"] == pytest.approx(cmp.difference)
+    assert other["vs_champion_diff"] == pytest.approx(
+        other["test_at_spec_recall_mean"] - champion["test_at_spec_recall_mean"]
+    )
     assert other["vs_champion_ci_low"] == pytest.approx(cmp.diff_ci[0])
-    assert other["p_mcnemar"] == pytest.approx(cmp.p_mcnemar)
-    assert np.isfinite(other["p_delong"])
-    ranked_by_mean = [r["test_recall_mean"] for r in rows]
+    assert other["p_bootstrap"] == pytest.approx(cmp.p_bootstrap)
+    assert np.isfinite(other["p_delong_image_level"])
+    ranked_by_mean = [r["test_at_spec_recall_mean"] for r in rows]
     assert ranked_by_mean == sorted(ranked_by_mean, reverse=True)
-    assert main(["leaderboard", "--config", str(tmp_path / "e.yaml"), "--metric", "op_recall"]) == 0
+    assert main(["leaderboard", "--config", str(tmp_path / "e.yaml"), "--metric", "op_recall"]) == 2

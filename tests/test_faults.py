@@ -179,16 +179,18 @@ def test_skip_bad_images_and_report_leaks(
     raw["search"]["n_trials"] = 1
     assert main(["run", str(write_config(tmp_path / "exp.yaml", raw))]) == 0
     out = capsys.readouterr().out
-    assert "skipped" in out and bad in out and "identical files across splits" in out
+    assert "skipped" in out and bad in out and "leak: identical" in out
     client = mlflow.MlflowClient(store_uri())
     (parent,) = client.search_runs(
         [client.get_experiment_by_name("tiny").experiment_id], "tags.`pneumobench.role` = 'model'"
     )
     assert parent.data.params["data.skipped_images"] == "1"
-    assert parent.data.params["data.duplicate_groups_across_splits"] == "1"
+    assert parent.data.params["data.leak_identical_groups"] == "1"
+    # the copy is also a near-duplicate of itself across splits, found by the picture
+    assert parent.data.params["data.leak_near_duplicate_pairs"] == "1"
     listed = Path(client.download_artifacts(parent.info.run_id, "data/skipped_images.txt"))
     assert bad in listed.read_text()
-    leaks = Path(client.download_artifacts(parent.info.run_id, "data/duplicates_across_splits.csv"))
+    leaks = Path(client.download_artifacts(parent.info.run_id, "data/leaks.csv"))
     assert leaked.name in leaks.read_text()
 
 

@@ -464,3 +464,19 @@ def test_empty_results_say_so_and_exit_1(
         main(["leaderboard", "--experiment", "empty", "--resamples", "-5"])
     assert info.value.code == 2
     assert json.loads("[]") == []
+
+
+# --- resizing a non-square X-ray ----------------------------------------------------------------
+
+
+def test_resize_modes_squash_crop_or_pad_a_wide_image(tmp_path: Path) -> None:
+    wide = np.zeros((40, 80), dtype=np.uint8)
+    wide[:, :20] = 255  # a white left quarter
+    path = tmp_path / "wide.png"
+    Image.fromarray(wide).save(path)
+    squash = decode_image(path, 40, "squash")
+    crop = decode_image(path, 40, "center_crop")
+    pad = decode_image(path, 40, "pad")
+    assert squash[:, :8].mean() > 250 and squash[:, 12:].mean() < 5  # the quarter is kept, thin
+    assert crop.max() == 0  # the central square holds no white
+    assert pad[:8].max() == 0 and pad[12:28, :8].mean() > 250  # black borders, white kept

@@ -8,14 +8,14 @@ from sklearn import metrics as skm
 
 from pneumobench.benchmark.metrics import classification_metrics
 from pneumobench.benchmark.statistics import (
-    binary_vectorized,
+    bootstrap_distribution,
     bootstrap_intervals,
+    cluster_weights,
     delong_test,
     expected_calibration_error,
     holm_adjust,
     mcnemar_exact,
     paired_comparison,
-    stratified_resamples,
     threshold_for_recall,
 )
 
@@ -70,21 +70,22 @@ def test_holm_adjustment() -> None:
     assert holm_adjust([0.5]) == [0.5]
 
 
-def test_stratified_resamples_keep_class_counts_and_are_seeded() -> None:
+def test_resampling_weights_keep_class_counts_and_are_seeded() -> None:
     y = np.array([0] * 30 + [1] * 70)
-    r = stratified_resamples(y, 50, seed=3)
-    assert r.shape == (50, 100)
-    assert (y[r].sum(1) == 70).all()
-    np.testing.assert_array_equal(r, stratified_resamples(y, 50, seed=3))
+    w = cluster_weights(y, None, 50, seed=3)
+    assert w.shape == (50, 100)
+    assert (w @ y == 70).all() and (w.sum(1) == 100).all()
+    np.testing.assert_array_equal(w, cluster_weights(y, None, 50, seed=3))
 
 
-def test_vectorized_bootstrap_metrics_equal_sklearn_per_resample() -> None:
+def test_weighted_bootstrap_metrics_equal_sklearn_on_the_resampled_images() -> None:
     y, probs = _fake_predictions(4)
     probs = np.round(probs, 1)  # ties: the hard case for AUC and average precision
-    r = stratified_resamples(y, 5, seed=0)
-    vec = binary_vectorized(y[r], probs[:, 1][r])
+    w = cluster_weights(y, None, 5, seed=0)
+    vec = bootstrap_distribution(y, probs, w)
     for i in range(5):
-        ref = classification_metrics(y[r[i]], probs[r[i]], ("normal", "pneumonia"))
+        idx = np.repeat(np.arange(len(y)), w[i].astype(int))
+        ref = classification_metrics(y[idx], probs[idx], ("normal", "pneumonia"))
         for key, values in vec.items():
             assert values[i] == pytest.approx(ref[key]), key
 
@@ -118,10 +119,12 @@ def test_paired_comparison_detects_a_clearly_worse_model() -> None:
     rng = np.random.default_rng(7)
     p_bad = np.clip(good[:, 1] + rng.normal(0, 0.45, len(y)), 0, 1)
     bad = np.stack([1 - p_bad, p_bad], 1)
-    cmp = paired_comparison(y, bad, good, "roc_auc", n_resamples=1000, seed=0)
+    cmp = paired_comparison(y, [(bad, {})], [(good, {})], "roc_auc", n_resamples=1000, seed=0)
     assert cmp.difference < 0 and cmp.diff_ci[1] < 0
     assert cmp.p_delong < 0.01 and cmp.p_bootstrap < 0.01
-    same = paired_comparison(y, good, good, "recall", n_resamples=200, seed=0)
+    same = paired_comparison(
+        y, [(good, {"spec": 0.5})], [(good, {"spec": 0.5})], "recall", n_resamples=200, seed=0
+    )
     assert same.difference == 0 and same.p_mcnemar == 1.0
 
 

@@ -12,19 +12,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from pneumobench.benchmark.metrics import (
-    binary_metrics,
-    classification_metrics,
-    is_pneumonia,
-    pneumonia_score,
-)
+from pneumobench.benchmark.metrics import classification_metrics
+from pneumobench.benchmark.operating_points import choose_thresholds, metrics_at, threshold_name
 from pneumobench.benchmark.statistics import (
-    binary_vectorized,
-    bootstrap_intervals,
+    bootstrap_distribution,
+    cluster_weights,
     expected_calibration_error,
     percentile_interval,
-    stratified_resamples,
-    threshold_for_recall,
+    rename_classes,
 )
 from pneumobench.benchmark.training import predict
 from pneumobench.config import EvaluationConfig
@@ -37,24 +32,32 @@ from pneumobench.tracking import schema as S
 class HeldOutResult:
     """A final model's test predictions and every number computed from them."""
 
-    metrics: dict[str, float]  # names without the test_ prefix
+    metrics: dict[str, float]  # argmax metrics, names without the test_ prefix
     probs: np.ndarray
     y_true: np.ndarray
+    patients: list[str] | None  # the test images' patients (None: unknown, each its own)
+    thresholds: dict[str, float] = field(default_factory=dict)  # chosen on validation
+    operating: dict[str, float] = field(default_factory=dict)  # at_<point>_<metric> on test
+    validation: dict[str, float] = field(default_factory=dict)  # the same on validation
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
-    operating_point: dict[str, float] = field(default_factory=dict)
-    threshold: float | None = None
-    val_op_recall: float | None = None
     ece: float = math.nan
     reliability: list[tuple[float, float, int]] = field(default_factory=list)
 
+    def all_metrics(self) -> dict[str, float]:
+        """Argmax and operating-point metrics together (names without the test_ prefix)."""
+        return {**self.metrics, **self.operating}
+
     def predictions_csv(self, keys: list[str], class_names: tuple[str, ...]) -> str:
-        """``path, y_true, y_pred, p_<class>...``: one row per test image."""
+        """``path, patient, y_true, y_pred, p_<class>...``: one row per test image."""
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["path", "y_true", "y_pred", *[f"p_{c}" for c in class_names]])
+        writer.writerow(["path", "patient", "y_true", "y_pred", *[f"p_{c}" for c in class_names]])
+        patients = self.patients or keys
         y_pred = self.probs.argmax(1)
-        for key, t, p, row in zip(keys, self.y_true, y_pred, self.probs, strict=True):
-            writer.writerow([key, int(t), int(p), *[f"{v:.6f}" for v in row]])
+        for key, patient, t, p, row in zip(
+            keys, patients, self.y_true, y_pred, self.probs, strict=True
+        ):
+            writer.writerow([key, patient, int(t), int(p), *[f"{v:.6f}" for v in row]])
         return out.getvalue()
 
 
@@ -68,51 +71,46 @@ def evaluate_test(
 ) -> HeldOutResult:
     """The test set's one look at a final model, with the numbers that say how sure it is.
 
-    The operating-point threshold is chosen on VALIDATION predictions, then applied unchanged.
+    Thresholds are chosen on VALIDATION predictions (``operating_points``), then applied
+    unchanged to test. Intervals resample test patients (images where no patient ids exist).
     """
     evaluation = evaluation or EvaluationConfig()
     probs, _ = predict(model, BatchFeeder(data.test, device), batch_size, device)
     y = data.test.labels
-    result = HeldOutResult(classification_metrics(y, probs, data.class_names), probs, y)
-    result.intervals = bootstrap_intervals(
-        y,
-        probs,
-        n_resamples=evaluation.bootstrap_resamples,
-        seed=seed,
-        level=evaluation.ci_level,
-        class_names=data.class_names,
+    patients = list(data.test.patients) if data.has_patient_ids else None
+    result = HeldOutResult(classification_metrics(y, probs, data.class_names), probs, y, patients)
+    w = cluster_weights(y, patients, evaluation.bootstrap_resamples, seed)
+    dist = bootstrap_distribution(y, probs, w)
+    if probs.shape[1] > 2:
+        dist = {rename_classes(k, data.class_names): v for k, v in dist.items()}
+    val_probs, _ = predict(model, BatchFeeder(data.val, device), batch_size, device)
+    targets = evaluation.operating_points
+    result.thresholds = choose_thresholds(
+        data.val.labels, val_probs, targets.sensitivity, targets.specificity
     )
+    one = np.ones((1, len(y)))
+    result.operating = {
+        k: float(v[0]) for k, v in metrics_at(y, probs, result.thresholds, one).items()
+    }
+    val_one = np.ones((1, len(data.val.labels)))
+    result.validation = {
+        k: float(v[0])
+        for k, v in metrics_at(data.val.labels, val_probs, result.thresholds, val_one).items()
+    }
+    dist.update(metrics_at(y, probs, result.thresholds, w))
+    result.intervals = {k: percentile_interval(v, evaluation.ci_level) for k, v in dist.items()}
     result.ece, result.reliability = expected_calibration_error(
         y, probs, evaluation.calibration_bins
     )
-    if evaluation.target_recall is not None:
-        val_probs, _ = predict(model, BatchFeeder(data.val, device), batch_size, device)
-        val_sick, val_score = is_pneumonia(data.val.labels), pneumonia_score(val_probs)
-        threshold = threshold_for_recall(val_sick, val_score, evaluation.target_recall)
-        result.threshold = threshold
-        result.val_op_recall = binary_metrics(val_sick, val_score, threshold)["recall"]
-        sick, p_sick = is_pneumonia(y), pneumonia_score(probs)
-        result.operating_point = binary_metrics(sick, p_sick, threshold)
-        resamples = stratified_resamples(sick, evaluation.bootstrap_resamples, seed)
-        dist = binary_vectorized(sick[resamples], p_sick[resamples], threshold)
-        for key, values in dist.items():
-            result.intervals[f"op_{key}"] = percentile_interval(values, evaluation.ci_level)
     return result
 
 
 def metrics_to_log(result: HeldOutResult) -> dict[str, float]:
-    """Every number of a final evaluation under its MLflow name (``test_recall_ci_low``, ...)."""
-    out = {S.test_metric(k): v for k, v in result.metrics.items()}
-    if result.operating_point:
-        out.update(
-            {
-                S.test_metric(f"op_{k}"): v
-                for k, v in result.operating_point.items()
-                if k not in ("roc_auc", "pr_auc")
-            }
-        )
-        out[S.OP_THRESHOLD] = result.threshold
-        out[S.VAL_OP_RECALL] = result.val_op_recall
+    """Every number of a final evaluation under its MLflow name (``test_at_spec_recall``,
+    ``test_recall_ci_low``, ``threshold_spec``, ``val_at_spec_specificity``, ...)."""
+    out = {S.test_metric(k): v for k, v in result.all_metrics().items()}
+    out.update({threshold_name(p): t for p, t in result.thresholds.items()})
+    out.update({f"val_{k}": v for k, v in result.validation.items()})
     for key, (low, high) in result.intervals.items():
         low_name, high_name = S.ci_names(S.test_metric(key))
         out[low_name], out[high_name] = low, high

@@ -118,9 +118,13 @@ def final_model_figures(result: Any, class_names: tuple[str, ...], label: str) -
     else:
         curves = {name: ((y == k).astype(int), probs[:, k]) for k, name in enumerate(class_names)}
     point = None
-    if result.threshold is not None and len(class_names) == 2:
-        op = result.operating_point
-        point = (result.threshold, op.get("recall", math.nan), op.get("specificity", math.nan))
+    if "sens" in result.thresholds and len(class_names) == 2:
+        op = result.operating
+        point = (
+            result.thresholds["sens"],
+            op.get("at_sens_recall", math.nan),
+            op.get("at_sens_specificity", math.nan),
+        )
     figures = {
         "plots/confusion_matrix.png": confusion_grid(
             {f"{label}: test confusion matrix": (y, probs.argmax(1))}, class_names

@@ -53,6 +53,7 @@ class Report:
     cells: list[list[str]]
     legend: str
     data_rows: list[dict[str, str]]
+    leak_note: str
     environment: dict[str, str]
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -79,14 +80,15 @@ def build_report(
         tracking_uri=tracking_uri,
         headers=headers,
         cells=cells,
-        legend=legend(key),
+        legend=legend(key, rows),
         data_rows=_data_rows(runs),
+        leak_note=_leak_note(runs),
         environment=_environment(runs),
         models=[r["model"] for r in rows],
     )
     predictions = {}
     for row in evaluated:
-        _, y, probs = reader.read_predictions(store, row["run_id"])
+        _, y, probs, _ = reader.read_predictions(store, row["run_id"])
         predictions[row["model"]] = (y, probs)
     class_names = _class_names(runs, predictions)
     if predictions:
@@ -104,6 +106,29 @@ def build_report(
 
 
 # --- sections ---------------------------------------------------------------------------------
+
+
+def _leak_note(runs: dict[str, Any]) -> str:
+    """What the leak check before training found (from the first model's logged params)."""
+    if not runs:
+        return ""
+    params = next(iter(runs.values())).data.params
+    counts = {
+        k: params.get(f"data.leak_{k}")
+        for k in ("shared_patients", "near_duplicate_pairs", "identical_groups")
+    }
+    if counts["near_duplicate_pairs"] is None:
+        return "Leak check: not recorded for these runs."
+    patients = (
+        f"{counts['shared_patients']} patient(s) in more than one split"
+        if params.get("data.patients_checked") == "True"
+        else "patients not checked (this data has no patient ids; patient counts are unknown)"
+    )
+    return (
+        f"Leak check before training: {patients}; {counts['near_duplicate_pairs']} near-duplicate "
+        f"image pair(s) across splits; {counts['identical_groups']} group(s) of byte-identical "
+        "files across splits. Findings are listed in each model run's data/leaks.csv."
+    )
 
 
 def _data_rows(runs: dict[str, Any]) -> list[dict[str, str]]:
@@ -125,7 +150,7 @@ def _data_rows(runs: dict[str, Any]) -> list[dict[str, str]]:
             {
                 "split": split,
                 "images": params[f"data.n_{split}"],
-                "patients": params.get(f"data.patients_{split}", ""),
+                "patients": params.get(f"data.patients_{split}", "unknown (no patient ids)"),
                 **classes,
                 "image size": f"{tags.get('image_size', '?')} px",
                 "source": tags.get("data_source", ""),
@@ -297,6 +322,7 @@ def to_html(report: Report) -> str:
         _html_table(*_dict_rows(report.data_rows))
         if report.data_rows
         else "<p>no data summary</p>",
+        f'<p class="note">{e(report.leak_note)}</p>',
     ]
     current_section = None
     for fig in report.figures:
@@ -364,6 +390,7 @@ def to_markdown(report: Report, image_dir: Path, link_prefix: str) -> str:
     ]
     if report.data_rows:
         lines.append(markdown_table(*_dict_rows(report.data_rows)))
+    lines += ["", report.leak_note]
     for fig in report.figures:
         (image_dir / f"{fig.name}.png").write_bytes(fig.png)
         lines += ["", f"### {fig.title}", "", f"![{fig.title}]({link_prefix}{fig.name}.png)"]

@@ -18,76 +18,136 @@ from pneumobench.benchmark.metrics import (
     pneumonia_score,
 )
 
-# --- bootstrap ----------------------------------------------------------------------------
+# --- bootstrap: patients are resampled, not images ----------------------------------------
+#
+# Test images come in patient clusters (a child with several X-rays): resampling images treats
+# them as independent and gives intervals that are too narrow. Every bootstrap here resamples
+# *patients*, stratified by class at the patient level, and expresses a resample as weights:
+# ``W[r, i]`` is how often image ``i``'s patient was drawn in resample ``r``. Where no patient ids
+# exist, each image is its own patient (the plain stratified image bootstrap). With weights, one
+# sort of the scores serves every resample, and both models of a paired comparison see the same
+# resampled patients.
 
 
-def stratified_resamples(y_true: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
-    """(n_resamples, n) indices, each resample drawn with replacement within every class, so each
-    keeps the test set's class counts (and every metric stays defined)."""
-    rng = np.random.default_rng(seed)
+def cluster_weights(
+    y_true: np.ndarray, groups: list[str] | np.ndarray | None, n_resamples: int, seed: int
+) -> np.ndarray:
+    """(n_resamples, n) weights: patients drawn with replacement within each class (a patient's
+    class is its first image's), so each resample keeps the number of patients per class."""
     y_true = np.asarray(y_true)
-    out = np.empty((n_resamples, len(y_true)), dtype=np.int64)
-    start = 0
-    for cls in np.unique(y_true):
-        members = np.flatnonzero(y_true == cls)
-        out[:, start : start + len(members)] = rng.choice(members, (n_resamples, len(members)))
-        start += len(members)
-    return out
+    n = len(y_true)
+    if groups is None:
+        codes = np.arange(n)
+    else:  # patients numbered in order of first appearance: singletons draw like images
+        index: dict[str, int] = {}
+        codes = np.array([index.setdefault(str(g), len(index)) for g in groups], dtype=np.int64)
+    first = {}
+    for i, c in enumerate(codes):
+        first.setdefault(int(c), int(y_true[i]))
+    n_clusters = int(codes.max()) + 1 if n else 0
+    counts = np.zeros((n_resamples, n_clusters))
+    rng = np.random.default_rng(seed)
+    cluster_class = np.array([first[c] for c in range(n_clusters)])
+    for cls in np.unique(cluster_class):
+        members = np.flatnonzero(cluster_class == cls)
+        drawn = rng.choice(members, (n_resamples, len(members)))
+        for r in range(n_resamples):
+            counts[r] += np.bincount(drawn[r], minlength=n_clusters)
+    return counts[:, codes]
 
 
-def binary_vectorized(
-    y: np.ndarray, p: np.ndarray, threshold: float = 0.5
+def weighted_binary(
+    truth: np.ndarray, decision: np.ndarray, w: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """The threshold metrics and ROC AUC for many resamples at once: rows are resamples."""
-    pred = p >= threshold
-    pos = y == 1
-    tp = (pred & pos).sum(1).astype(float)
-    fp = (pred & ~pos).sum(1).astype(float)
-    fn = (~pred & pos).sum(1).astype(float)
-    tn = (~pred & ~pos).sum(1).astype(float)
+    """Threshold metrics of 0/1 ``decision`` against 0/1 ``truth`` under each row of weights."""
+    pos, pred = np.asarray(truth).astype(bool), np.asarray(decision).astype(bool)
+    tp, fp = w @ (pred & pos), w @ (pred & ~pos)
+    fn, tn = w @ (~pred & pos), w @ (~pred & ~pos)
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
         recall = tp / (tp + fn)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-        n_pos, n_neg = pos.sum(1), (~pos).sum(1)
-        ranks = stats.rankdata(p, axis=1)  # Mann-Whitney form of the ROC AUC, ties averaged
-        auc = ((ranks * pos).sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+        return {
+            "accuracy": (tp + tn) / (tp + fp + fn + tn),
+            "precision": precision,
+            "recall": recall,
+            "specificity": tn / (tn + fp),
+            "f1": f1,
+        }
+
+
+def _tie_groups(score: np.ndarray, descending: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Images sorted by score, and the index of each one's group of tied scores."""
+    order = np.argsort(-score if descending else score, kind="stable")
+    sorted_scores = score[order]
+    new_group = np.ones(len(score), dtype=bool)
+    new_group[1:] = sorted_scores[1:] != sorted_scores[:-1]
+    return order, np.cumsum(new_group) - 1
+
+
+def _per_group(w: np.ndarray, mask: np.ndarray, order: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """(R, groups) summed weights of the ``mask`` images in each group of tied scores."""
+    out = np.zeros((w.shape[0], int(group[-1]) + 1))
+    selected = w[:, order] * mask[order]
+    np.add.at(out.T, group, selected.T)
+    return out
+
+
+def weighted_auc(truth: np.ndarray, score: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """ROC AUC (ties count one half) under each row of weights: the Mann-Whitney statistic."""
+    pos = np.asarray(truth).astype(bool)
+    score = np.asarray(score, dtype=float)
+    order, group = _tie_groups(score, descending=False)
+    neg_g, pos_g = _per_group(w, ~pos, order, group), _per_group(w, pos, order, group)
+    below = np.cumsum(neg_g, axis=1) - neg_g
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (pos_g * (below + 0.5 * neg_g)).sum(1) / (pos_g.sum(1) * neg_g.sum(1))
+
+
+def weighted_ap(truth: np.ndarray, score: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Average precision as scikit-learn defines it (precision at each threshold, weighted by the
+    recall it adds) under each row of weights."""
+    pos = np.asarray(truth).astype(bool)
+    order, group = _tie_groups(np.asarray(score, dtype=float), descending=True)
+    pos_g, neg_g = _per_group(w, pos, order, group), _per_group(w, ~pos, order, group)
+    tp, fp = np.cumsum(pos_g, axis=1), np.cumsum(neg_g, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        return (pos_g * precision).sum(1) / pos_g.sum(1)
+
+
+def _one_vs_rest(y: np.ndarray, probs: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(truth, score) per class whose curves make the ranking AUCs: pneumonia for two classes,
+    every class one-vs-rest for three (their mean is the macro AUC scikit-learn reports)."""
+    if probs.shape[1] == 2:
+        return [(y == 1, probs[:, 1])]
+    return [(y == k, probs[:, k]) for k in range(probs.shape[1])]
+
+
+def curve_metrics(y: np.ndarray, probs: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
+    """``roc_auc`` and ``pr_auc`` (macro over classes for three) under each row of weights."""
+    pairs = _one_vs_rest(np.asarray(y), probs)
     return {
-        "pr_auc": _average_precision(y, p),
-        "accuracy": (tp + tn) / y.shape[1],
-        "precision": precision,
-        "recall": recall,
-        "specificity": tn / (tn + fp),
-        "f1": f1,
-        "roc_auc": auc,
+        "roc_auc": np.mean([weighted_auc(t, s, w) for t, s in pairs], axis=0),
+        "pr_auc": np.mean([weighted_ap(t, s, w) for t, s in pairs], axis=0),
     }
 
 
-def _average_precision(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """scikit-learn's average precision, row by row, vectorized: each positive contributes the
-    precision at the threshold that closes its group of tied scores."""
-    order = np.argsort(-p, axis=1, kind="stable")
-    scores = np.take_along_axis(p, order, 1)
-    labels = np.take_along_axis(y, order, 1).astype(float)
-    tp = np.cumsum(labels, 1)
-    precision = tp / np.arange(1, p.shape[1] + 1)
-    closes = np.ones(p.shape, dtype=bool)
-    closes[:, :-1] = scores[:, :-1] != scores[:, 1:]
-    index = np.where(closes, np.arange(p.shape[1]), p.shape[1] - 1)
-    group_end = np.minimum.accumulate(index[:, ::-1], axis=1)[:, ::-1]
-    at_threshold = np.take_along_axis(precision, group_end, 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (labels * at_threshold).sum(1) / labels.sum(1)
-
-
 def bootstrap_distribution(
-    y_true: np.ndarray, probs: np.ndarray, resamples: np.ndarray
+    y_true: np.ndarray, probs: np.ndarray, w: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Every test metric on every resample."""
+    """Every argmax test metric on every resample (rows of ``w``)."""
+    y_true = np.asarray(y_true)
     if probs.shape[1] == 2:
-        return binary_vectorized(y_true[resamples], probs[:, 1][resamples])
+        return {
+            **weighted_binary(y_true == 1, probs[:, 1] >= 0.5, w),
+            **curve_metrics(y_true, probs, w),
+        }
     names = tuple(str(i) for i in range(probs.shape[1]))
-    rows = [classification_metrics(y_true[idx], probs[idx], names) for idx in resamples]
+    rows = []
+    for weights in w:  # three classes: scikit-learn per resample (at evaluation time only)
+        idx = np.repeat(np.arange(len(y_true)), weights.astype(int))
+        rows.append(classification_metrics(y_true[idx], probs[idx], names))
     return {k: np.array([r[k] for r in rows]) for k in rows[0]}
 
 
@@ -108,16 +168,18 @@ def bootstrap_intervals(
     seed: int = 0,
     level: float = 0.95,
     class_names: tuple[str, ...] | None = None,
+    groups: list[str] | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile intervals of every metric; multiclass names follow ``classification_metrics``."""
-    resamples = stratified_resamples(y_true, n_resamples, seed)
-    dist = bootstrap_distribution(np.asarray(y_true), probs, resamples)
+    """Percentile intervals of every argmax metric, patients resampled (``groups``: the patient
+    of each image; None: each image its own); multiclass names follow ``classification_metrics``."""
+    w = cluster_weights(y_true, groups, n_resamples, seed)
+    dist = bootstrap_distribution(np.asarray(y_true), probs, w)
     if class_names is not None and probs.shape[1] > 2:
-        dist = {_rename(k, class_names): v for k, v in dist.items()}
+        dist = {rename_classes(k, class_names): v for k, v in dist.items()}
     return {k: percentile_interval(v, level) for k, v in dist.items()}
 
 
-def _rename(key: str, class_names: tuple[str, ...]) -> str:
+def rename_classes(key: str, class_names: tuple[str, ...]) -> str:
     head, _, tail = key.rpartition("_")
     return f"{head}_{class_names[int(tail)]}" if tail.isdigit() and head else key
 
@@ -177,58 +239,46 @@ def holm_adjust(p_values: list[float]) -> list[float]:
 
 @dataclass
 class PairedComparison:
-    """One model against the champion on the same test images."""
+    """One model against the champion on the same test images, about the ranked quantity."""
 
-    difference: float  # model - champion, on the ranking metric
-    diff_ci: tuple[float, float]
-    p_bootstrap: float
-    mcnemar_b: int
+    difference: float  # model - champion, the ranked metric on the full test set
+    diff_ci: tuple[float, float]  # its patient-clustered paired-bootstrap interval
+    p_bootstrap: float  # two-sided, from the same resamples: the test that decides the group
+    mcnemar_b: int  # image-level extras (they ignore patient clusters): argmax decisions
     mcnemar_c: int
     p_mcnemar: float
-    p_delong: float
+    p_delong: float  # image-level DeLong on the pneumonia score's ROC AUC
 
 
 def paired_comparison(
     y_true: np.ndarray,
-    probs_model: np.ndarray,
-    probs_champion: np.ndarray,
+    model: list[tuple[np.ndarray, dict[str, float]]],
+    champion: list[tuple[np.ndarray, dict[str, float]]],
     metric: str,
     *,
+    groups: list[str] | None = None,
     n_resamples: int = 2000,
     seed: int = 0,
-    thresholds: tuple[float, float] | None = None,
 ) -> PairedComparison:
-    """The same resampled test images for both models: the interval of the metric difference.
+    """The ranked ``metric`` (a leaderboard name, see ``operating_points.RANKED``) of a model and
+    of the champion on the same resampled patients; each side is a list of (probabilities,
+    validation-chosen thresholds), one per seed, whose mean is the ranked quantity."""
+    from pneumobench.benchmark.operating_points import ranked_metric
 
-    ``op_*`` metrics compare pneumonia-vs-normal decisions at each model's own (validation-chosen)
-    threshold, given in ``thresholds`` as (model, champion).
-    """
     y_true = np.asarray(y_true)
-    resamples = stratified_resamples(y_true, n_resamples, seed)
-    if metric.startswith("op_"):
-        if thresholds is None:
-            raise ValueError("op_* metrics need the two models' thresholds")
-        name, sick = metric.removeprefix("op_"), is_pneumonia(y_true)
-        everything = np.arange(len(y_true))[None]
-        a, b, full_a, full_b = (
-            binary_vectorized(sick[rows], pneumonia_score(p)[rows], t)[name]
-            for rows in (resamples, everything)
-            for p, t in ((probs_model, thresholds[0]), (probs_champion, thresholds[1]))
-        )
-        full = float(full_a[0] - full_b[0])
-    else:
-        a = bootstrap_distribution(y_true, probs_model, resamples)[metric]
-        b = bootstrap_distribution(y_true, probs_champion, resamples)[metric]
-        names = _names(probs_model)
-        full = (
-            classification_metrics(y_true, probs_model, names)[metric]
-            - classification_metrics(y_true, probs_champion, names)[metric]
-        )
-    diffs = a - b
+    w = cluster_weights(y_true, groups, n_resamples, seed)
+    full = np.ones((1, len(y_true)))
+
+    def value(side: list[tuple[np.ndarray, dict[str, float]]], weights: np.ndarray) -> np.ndarray:
+        return np.mean([ranked_metric(metric, y_true, p, t, weights) for p, t in side], axis=0)
+
+    diffs = value(model, w) - value(champion, w)
+    difference = float((value(model, full) - value(champion, full))[0])
     finite = diffs[np.isfinite(diffs)]
     p_boot = (
         min(1.0, 2 * min(np.mean(finite <= 0), np.mean(finite >= 0))) if len(finite) else math.nan
     )
+    probs_model, probs_champion = model[0][0], champion[0][0]
     correct_a = probs_model.argmax(1) == y_true
     correct_b = probs_champion.argmax(1) == y_true
     b_count, c_count, p_mcnemar = mcnemar_exact(correct_a, correct_b)
@@ -236,7 +286,7 @@ def paired_comparison(
         is_pneumonia(y_true), pneumonia_score(probs_model), pneumonia_score(probs_champion)
     )
     return PairedComparison(
-        float(full),
+        difference,
         percentile_interval(diffs),
         float(p_boot),
         b_count,
@@ -244,10 +294,6 @@ def paired_comparison(
         p_mcnemar,
         p_delong,
     )
-
-
-def _names(probs: np.ndarray) -> tuple[str, ...]:
-    return tuple(str(i) for i in range(probs.shape[1]))
 
 
 # --- operating point and calibration -----------------------------------------------------

@@ -14,9 +14,16 @@ from PIL import Image
 
 from pneumobench.errors import DataError
 
+RESIZE_MODES = ("squash", "center_crop", "pad")
 
-def decode_image(path: Path | io.BytesIO, size: int) -> np.ndarray:
+
+def decode_image(path: Path | io.BytesIO, size: int, resize: str = "squash") -> np.ndarray:
     """Grey, square ``size`` px. JPEG draft mode lets libjpeg shrink big originals while decoding.
+
+    ``resize``: how a non-square image becomes square. ``squash`` stretches it (the aspect ratio
+    is lost: a 1.4:1 chest becomes narrow); ``center_crop`` keeps the central square (the sides
+    of the chest may be cut); ``pad`` adds black borders to the short side (all of the image is
+    kept, smaller).
 
     16-bit and 32-bit grey images (PNG, TIFF) are scaled by their bit depth to 8 bit, not clipped
     (Pillow's ``convert("L")`` clips them to white); palette and alpha images keep their grey.
@@ -24,10 +31,23 @@ def decode_image(path: Path | io.BytesIO, size: int) -> np.ndarray:
     with Image.open(path) as img:
         if img.format == "JPEG":
             img.draft("L", (size, size))
-        grey = to_grey8(img)
+        grey = _square(to_grey8(img), resize)
         if grey.size != (size, size):
             grey = grey.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
         return np.asarray(grey, dtype=np.uint8)
+
+
+def _square(img: Image.Image, resize: str) -> Image.Image:
+    width, height = img.size
+    if resize == "squash" or width == height:
+        return img
+    side = min(width, height) if resize == "center_crop" else max(width, height)
+    if resize == "center_crop":
+        left, top = (width - side) // 2, (height - side) // 2
+        return img.crop((left, top, left + side, top + side))
+    canvas = Image.new("L", (side, side), 0)
+    canvas.paste(img, ((side - width) // 2, (side - height) // 2))
+    return canvas
 
 
 def to_grey8(img: Image.Image) -> Image.Image:
@@ -46,7 +66,7 @@ def to_grey8(img: Image.Image) -> Image.Image:
 
 
 def decode_many(
-    paths: list[Path], size: int, workers: int | None = None
+    paths: list[Path], size: int, workers: int | None = None, resize: str = "squash"
 ) -> tuple[np.ndarray, dict]:
     """Decode in threads (PIL releases the GIL), reading each file once.
 
@@ -65,7 +85,7 @@ def decode_many(
                 failures.append((i, "empty file (0 bytes)"))
                 return
             digests[i] = hashlib.sha1(payload).hexdigest()
-            out[i] = decode_image(io.BytesIO(payload), size)
+            out[i] = decode_image(io.BytesIO(payload), size, resize)
         except FileNotFoundError:
             failures.append((i, "missing: a broken symbolic link, or deleted during the scan"))
         except OSError as exc:

@@ -5,18 +5,26 @@ from __future__ import annotations
 import re
 from pathlib import PurePath
 
-_PERSON = re.compile(r"^(person\d+)_", re.IGNORECASE)
+_PERSON = re.compile(r"^(person\d+)_(?:(bacteria|virus)_)?", re.IGNORECASE)
 _NORMAL = re.compile(r"^((?:NORMAL\d*-)?IM-\d+)", re.IGNORECASE)
 
 
 def patient_id(filename: str) -> str | None:
-    """``person12_bacteria_45.jpeg`` -> ``person12``; ``NORMAL2-IM-1234-0001.jpeg`` -> ``NORMAL2-IM-1234``.
+    """``person12_bacteria_45.jpeg`` -> ``person12_bacteria``; ``NORMAL2-IM-1234-0001.jpeg`` ->
+    ``NORMAL2-IM-1234``; ``IM-1234-0001.jpeg`` -> ``IM-1234``.
 
-    None when the name follows neither convention (the caller then treats the file as its own patient).
+    Kermany et al. number the children of each pneumonia subtype separately (170 ``personN``
+    numbers occur in both the bacterial and the viral files, across train and test), so the
+    subtype is part of the id; ``IM-n`` and ``NORMAL2-IM-n`` are different children too.
+    None when the name follows neither convention (the file is then its own patient).
     """
     name = PurePath(filename).name
-    match = _PERSON.match(name) or _NORMAL.match(name)
-    return match.group(1) if match else None
+    person = _PERSON.match(name)
+    if person:
+        subtype = person.group(2)
+        return f"{person.group(1)}_{subtype.lower()}" if subtype else person.group(1)
+    normal = _NORMAL.match(name)
+    return normal.group(1) if normal else None
 
 
 def pneumonia_subtype(filename: str) -> str | None:

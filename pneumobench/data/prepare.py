@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumobench.config import ExperimentConfig
+from pneumobench.data.leaks import LeakReport, fingerprints, near_duplicates, shared_patients
 from pneumobench.data.records import ImageRecord, records_digest
 from pneumobench.data.sources import get_source
 from pneumobench.data.sources.base import SourceRequest
@@ -49,9 +50,10 @@ class PreparedData:
     source: str
     root: Path
     digest: str  # identity of the images, labels and split assignment
+    has_patient_ids: bool = True  # False: each image its own patient, patient counts unknown
     notes: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # unreadable files left out, with reasons
-    leaks: list[list[str]] = field(default_factory=list)  # byte-identical files in several splits
+    leaks: LeakReport = field(default_factory=lambda: LeakReport(patients_checked=False))
 
     def splits(self) -> dict[str, Split]:
         """The three splits by name."""
@@ -73,7 +75,8 @@ class PreparedData:
         out: dict[str, int] = {}
         for name, split in self.splits().items():
             out[f"n_{name}"] = len(split)
-            out[f"patients_{name}"] = len(set(split.patients))
+            if self.has_patient_ids:  # else unknown, and left out rather than made up
+                out[f"patients_{name}"] = len(set(split.patients))
             for i, cls in enumerate(self.class_names):
                 out[f"n_{name}_{cls}"] = int((split.labels == i).sum())
         return out
@@ -119,14 +122,20 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
     }
     _require_every_class(splits, config.class_names, source.carves_validation, data.val_fraction)
     assignment = [ImageRecord(k, s, 0, "") for s, sp in splits.items() for k in sp.keys]
-    digest = records_digest(records, records_digest(assignment, str(data.image_size)))
+    geometry = str(data.image_size) + ("" if data.resize == "squash" else f"|{data.resize}")
+    digest = records_digest(records, records_digest(assignment, geometry))
     where = {int(i): name for name, idx in final.items() for i in idx}
-    leaks = cross_split_duplicates(loaded.content_digests, where, records)
-    if leaks:
-        notes.append(
-            f"{len(leaks)} group(s) of byte-identical images sit in more than one split (a leak); "
-            "listed in data/duplicates_across_splits.csv"
-        )
+    leaks = check_leaks(splits, source.has_patient_ids)
+    leaks.identical = cross_split_duplicates(loaded.content_digests, where, records)
+    if leaks.found:
+        if data.on_leak == "error":
+            shown = leaks.to_csv().splitlines()[1:11]
+            raise DataError(
+                f"leaks between splits: {leaks.summary()}. First findings (kind, a, b, detail):"
+                "\n  - " + "\n  - ".join(shown) + "\nFix the splits, or set data.on_leak: warn "
+                "to train anyway with the leaks reported."
+            )
+        notes.append(f"leak check: {leaks.summary()}; listed in data/leaks.csv")
     return PreparedData(
         splits["train"],
         splits["val"],
@@ -135,6 +144,7 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
         data.source,
         request.root,
         digest,
+        source.has_patient_ids,
         notes,
         loaded.skipped,
         leaks,
@@ -177,6 +187,7 @@ def source_request(config: ExperimentConfig) -> SourceRequest:
         limit_per_class=data.limit_per_class,
         cache_dir=Path(data.cache_dir).expanduser(),
         on_bad_image=data.on_bad_image,
+        resize=data.resize,
     )
 
 
@@ -193,6 +204,16 @@ def _carve(
     pool.sort()
     tr, va = carve_validation(labels[pool], [records[i].patient for i in pool], fraction, seed)
     return pool[tr], pool[va]
+
+
+def check_leaks(splits: dict[str, Split], has_patient_ids: bool) -> LeakReport:
+    """Patients and near-duplicate images shared by the final splits (see ``leaks``)."""
+    report = LeakReport(patients_checked=has_patient_ids)
+    if has_patient_ids:
+        report.shared_patients = shared_patients({n: s.patients for n, s in splits.items()})
+    prints = {name: fingerprints(split.images) for name, split in splits.items() if len(split)}
+    report.near_duplicates = near_duplicates(prints, {n: s.keys for n, s in splits.items()})
+    return report
 
 
 def cross_split_duplicates(

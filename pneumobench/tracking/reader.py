@@ -62,26 +62,31 @@ def metric_history(store: Any, run_id: str, name: str) -> list[tuple[int, float]
     return [(m.step, m.value) for m in store.get_metric_history(run_id, name)]
 
 
-def read_predictions(store: Any, run_id: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(paths, y_true, class probabilities) from a final model's logged predictions CSV."""
+def read_predictions(
+    store: Any, run_id: str
+) -> tuple[list[str], np.ndarray, np.ndarray, list[str] | None]:
+    """(paths, y_true, class probabilities, patients or None) from a run's predictions CSV."""
     with tempfile.TemporaryDirectory() as tmp:
         local = store.download_artifacts(run_id, S.PREDICTIONS, tmp)
         with open(local, newline="") as fh:
             reader = csv.reader(fh)
             header = next(reader)
             rows = list(reader)
+    column = {name: i for i, name in enumerate(header)}
     prob_columns = [i for i, name in enumerate(header) if name.startswith("p_")]
     paths = [r[0] for r in rows]
-    y = np.array([int(r[1]) for r in rows])
+    y = np.array([int(r[column["y_true"]]) for r in rows])
     probs = np.array([[float(r[i]) for i in prob_columns] for r in rows])
-    return paths, y, probs
+    patients = [r[column["patient"]] for r in rows] if "patient" in column else None
+    return paths, y, probs, patients
 
 
 def finished_seed_repeats(
     experiment_id: str, parent_run_id: str, best_trial: int
-) -> dict[int, dict[str, float]]:
-    """Test metrics (without the ``test_`` prefix) of the seed repeats of ``best_trial`` that
-    finished under ``parent_run_id``: a resumed final evaluation does not train them again."""
+) -> dict[int, tuple[str, dict[str, float]]]:
+    """Run id and test metrics (without the ``test_`` prefix) of each seed repeat of
+    ``best_trial`` that finished under ``parent_run_id``: a resumed final evaluation does not
+    train them again."""
     runs = client().search_runs(
         [experiment_id],
         filter_string=(
@@ -91,10 +96,13 @@ def finished_seed_repeats(
         ),
     )
     return {
-        int(run.data.tags[S.SEED]): {
-            k.removeprefix(S.TEST_PREFIX): v
-            for k, v in run.data.metrics.items()
-            if k.startswith(S.TEST_PREFIX)
-        }
+        int(run.data.tags[S.SEED]): (
+            run.info.run_id,
+            {
+                k.removeprefix(S.TEST_PREFIX): v
+                for k, v in run.data.metrics.items()
+                if k.startswith(S.TEST_PREFIX)
+            },
+        )
         for run in runs
     }

@@ -7,8 +7,10 @@ Naming rule for metrics, stated once:
 
 - ``val_<metric>`` per epoch in a trial run; ``best_val_<metric>`` the best epoch's value;
 - ``test_<metric>`` on a final model's parent run, at the argmax decision;
-- ``test_op_<metric>`` at the operating point chosen on validation (``op_threshold``);
-- ``test_<metric>_ci_low`` / ``_ci_high`` its bootstrap interval;
+- ``test_at_<point>_<metric>`` at an operating point chosen on validation (``threshold_<point>``;
+  points and what they serve: ``benchmark/operating_points.py``), ``val_at_<point>_<metric>`` the
+  same threshold on validation;
+- ``test_<metric>_ci_low`` / ``_ci_high`` its bootstrap interval (patients resampled);
 - ``test_<metric>_mean`` / ``_std`` across seed repeats (``n_seeds`` of them).
 
 ``<metric>`` is one of ``metrics.LEADERBOARD_METRICS`` (plus per-class and ``binary_`` names for
@@ -36,7 +38,10 @@ FINAL_FAILED = "failed"
 FINAL_TRIALS = "pneumobench.final_trials"  # finished trials when the final model was chosen
 BEST_TRIAL = "best_trial"
 TEST_EVALUATIONS = "pneumobench.test_evaluations"  # times this model's test set was looked at
-OP_TARGET_RECALL = "op_target_recall"
+OP_TARGET_SENSITIVITY = "op_target_sensitivity"
+OP_TARGET_SPECIFICITY = "op_target_specificity"
+BOOTSTRAP_UNIT = "bootstrap_unit"  # "patient" where the data has patient ids, else "image"
+SEED_MEMBERS = "pneumobench.seed_runs"  # runs holding each seed's final model, comma-separated
 MODELS = "models"  # on the summary run: the models its report covers
 
 # --- what produced the numbers (tags on the model run) ------------------------------------------
@@ -63,8 +68,7 @@ DATA_PARAM_PREFIX = "data."  # data.n_train, data.patients_val, data.n_test_pneu
 # --- metrics -------------------------------------------------------------------------------------
 TEST_PREFIX = "test_"
 BEST_PREFIX = "best_"
-OP_THRESHOLD = "op_threshold"
-VAL_OP_RECALL = "val_op_recall"
+THRESHOLD_PREFIX = "threshold_"
 N_SEEDS = "n_seeds"
 BEST_EPOCH = "best_epoch"
 TEST_ECE = "test_ece"
@@ -90,7 +94,7 @@ def seed_names(key: str) -> tuple[str, str]:
 PREDICTIONS = "predictions/test_predictions.csv"
 SPLIT = "data/split.csv"
 SKIPPED_IMAGES = "data/skipped_images.txt"
-DUPLICATES = "data/duplicates_across_splits.csv"
+LEAKS = "data/leaks.csv"  # patients, near-duplicates and identical files across splits
 CHECKPOINT_DIR = "checkpoint"
 MODEL_DIR = "model"
 REPORT_DIR = "report"

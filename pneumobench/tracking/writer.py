@@ -59,7 +59,7 @@ def describe_model_run(
     params: Mapping[str, Any],
     split_csv: str,
     skipped: list[str],
-    leaks: list[list[str]],
+    leaks_csv: str | None,
 ) -> None:
     """Tags and params of the active parent run, and the audit trail of the data it saw."""
     mlflow.set_tags({S.ROLE: S.ROLE_MODEL, **tags})
@@ -67,9 +67,8 @@ def describe_model_run(
     mlflow.log_text(split_csv, S.SPLIT)
     if skipped:
         mlflow.log_text("\n".join(skipped) + "\n", S.SKIPPED_IMAGES)
-    if leaks:
-        rows = [f"{g},{member}" for g, group in enumerate(leaks) for member in group]
-        mlflow.log_text("group,split_and_path\n" + "\n".join(rows) + "\n", S.DUPLICATES)
+    if leaks_csv:
+        mlflow.log_text(leaks_csv, S.LEAKS)
 
 
 def mark_model_failed(message: str) -> None:
@@ -179,7 +178,7 @@ def log_final_evaluation(
     *,
     best_params: Mapping[str, Any],
     metrics: Mapping[str, float],
-    target_recall: float | None,
+    tags: Mapping[str, str],
     predictions_csv: str,
     figures: Mapping[str, Any],
 ) -> None:
@@ -191,8 +190,7 @@ def log_final_evaluation(
         except Exception:  # re-evaluated with a new best: params are immutable, tags are not
             mlflow.set_tags(named)
     mlflow.log_metrics(_finite(metrics))
-    if target_recall is not None:
-        mlflow.set_tag(S.OP_TARGET_RECALL, str(target_recall))
+    mlflow.set_tags(dict(tags))
     mlflow.log_text(predictions_csv, S.PREDICTIONS)
     for name, fig in figures.items():
         mlflow.log_figure(fig, name)
@@ -205,10 +203,11 @@ def log_seed_repeat(
     best_trial: int,
     params: Mapping[str, Any],
     metrics: Mapping[str, float],
-) -> None:
+    predictions_csv: str,
+) -> str:
     """One retrained seed of ``best_trial``'s hyperparameters as a nested run
-    ``<label>/seed-<s>`` of the active parent run (logged once it is evaluated: an interrupted
-    repeat leaves no run behind)."""
+    ``<label>/seed-<s>`` of the active parent run, with its test predictions (logged once it is
+    evaluated: an interrupted repeat leaves no run behind); its run id."""
     with mlflow.start_run(
         experiment_id=experiment_id,
         run_name=f"{label}/seed-{seed}",
@@ -219,9 +218,16 @@ def log_seed_repeat(
             S.SEED: str(seed),
             S.BEST_TRIAL: str(best_trial),
         },
-    ):
+    ) as run:
         mlflow.log_params(dict(params))
-        mlflow.log_metrics(_finite({S.test_metric(k): v for k, v in metrics.items()}))
+        mlflow.log_metrics(_finite(metrics))
+        mlflow.log_text(predictions_csv, S.PREDICTIONS)
+        return run.info.run_id
+
+
+def set_tag(name: str, value: str) -> None:
+    """A tag on the active run."""
+    mlflow.set_tag(name, value)
 
 
 def log_metrics(metrics: Mapping[str, float]) -> None:
@@ -234,6 +240,18 @@ def mark_final_done(final_trials: int, best_trial: int) -> None:
     mlflow.set_tags(
         {S.FINAL: S.FINAL_DONE, S.FINAL_TRIALS: str(final_trials), S.BEST_TRIAL: str(best_trial)}
     )
+
+
+def count_test_evaluation() -> int:
+    """One more look at the active model run's test set, counted before it happens (a look that
+    is interrupted still counts); the new count."""
+    run = mlflow.active_run()
+    assert run is not None
+    tags = mlflow.MlflowClient().get_run(run.info.run_id).data.tags
+    count = int(tags.get(S.TEST_EVALUATIONS, "0")) + 1
+    mlflow.set_tag(S.TEST_EVALUATIONS, str(count))
+    mlflow.log_metric(S.N_TEST_EVALUATIONS, count, step=count)
+    return count
 
 
 def active_run_id() -> str | None:

@@ -91,5 +91,5 @@ def _print_data(
         console.print(f"  [dim]{note}[/]")
     for line in data.skipped[:10]:
         console.print(f"  [yellow]skipped[/] {line}")
-    for group in data.leaks[:5]:
-        console.print(f"  [yellow]identical files across splits:[/] {', '.join(group)}")
+    for line in data.leaks.to_csv().splitlines()[1:6]:
+        console.print(f"  [yellow]leak:[/] {line}")

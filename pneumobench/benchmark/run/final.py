@@ -40,8 +40,9 @@ class SeedRepeat:
     """The best hyperparameters trained with one more seed, evaluated on test."""
 
     seed: int
-    metrics: dict[str, float]  # names without the test_ prefix
-    retrained: bool  # False: the searched model, or a repeat logged before, is this seed's
+    metrics: dict[str, float]  # argmax and operating-point metrics, without the test_ prefix
+    result: HeldOutResult | None  # None: not evaluated now (the searched model, or logged before)
+    run_id: str | None = None  # the run of a repeat logged before
 
 
 def evaluate_best(
@@ -70,18 +71,20 @@ def repeat_with_seeds(
     augment: AugmentConfig,
     evaluation: EvaluationConfig,
     final: FinalModel,
-    done: dict[int, dict[str, float]] | None = None,
+    done: dict[int, tuple[str, dict[str, float]]] | None = None,
 ) -> Iterator[SeedRepeat]:
     """Retrain ``final``'s hyperparameters with each of ``evaluation.seeds``: each retrained model
-    is a final model of its own, early-stopped on validation, then evaluated once on test.
-    Seeds in ``done`` (repeats finished by an interrupted earlier evaluation) are not retrained."""
+    is a final model of its own, early-stopped on validation, then evaluated once on test (with
+    its own validation-chosen thresholds). Seeds in ``done`` (run id and metrics of repeats
+    finished by an interrupted earlier evaluation) are not retrained."""
     done = done or {}
     for seed in evaluation.seeds:
         if seed == plan.seed:
-            yield SeedRepeat(seed, dict(final.result.metrics), retrained=False)
+            yield SeedRepeat(seed, final.result.all_metrics(), None)
             continue
         if seed in done:
-            yield SeedRepeat(seed, dict(done[seed]), retrained=False)
+            run_id, metrics = done[seed]
+            yield SeedRepeat(seed, metrics, None, run_id)
             continue
         model = start.build(final.protocol.dropout, seed=seed)
         fit(
@@ -102,14 +105,15 @@ def repeat_with_seeds(
             evaluation.model_copy(update={"bootstrap_resamples": REPEAT_RESAMPLES}),
             seed,
         )
-        yield SeedRepeat(seed, dict(repeat.metrics), retrained=True)
+        yield SeedRepeat(seed, repeat.all_metrics(), repeat)
 
 
-def seed_summary(repeats: list[SeedRepeat]) -> dict[str, float]:
-    """Mean and sample standard deviation of every test metric across seeds (``n_seeds`` too)."""
+def seed_summary(repeats: list[SeedRepeat], keys: list[str]) -> dict[str, float]:
+    """Mean and sample standard deviation of each of ``keys`` (test metrics without the prefix)
+    across seeds, and ``n_seeds``."""
     summary: dict[str, float] = {S.N_SEEDS: float(len(repeats))}
-    for key in repeats[0].metrics:
-        values = np.array([r.metrics[key] for r in repeats], dtype=float)
+    for key in keys:
+        values = np.array([r.metrics.get(key, np.nan) for r in repeats], dtype=float)
         if np.isfinite(values).all():
             mean, std = S.seed_names(S.test_metric(key))
             summary[mean] = float(values.mean())
@@ -118,10 +122,11 @@ def seed_summary(repeats: list[SeedRepeat]) -> dict[str, float]:
 
 
 def describe(label: str, final: FinalModel, objective: str) -> str:
-    """One console line: the final model's headline test numbers."""
-    m = final.result.metrics
+    """One console line: the final model's headline test numbers at their operating points."""
+    m = final.result.all_metrics()
     return (
         f"[bold green]{label}[/] best trial {final.trial.number} "
-        f"({objective} {final.trial.value:.4f}) on test: recall {m['recall']:.3f}, "
-        f"f1 {m['f1']:.3f}, accuracy {m['accuracy']:.3f}, roc_auc {m['roc_auc']:.3f}"
+        f"({objective} {final.trial.value:.4f}) on test: recall {m['at_spec_recall']:.3f} "
+        f"(at val specificity target), specificity {m['at_sens_specificity']:.3f} (at val "
+        f"sensitivity target), f1 {m['at_f1_f1']:.3f}, roc_auc {m['roc_auc']:.3f}"
     )

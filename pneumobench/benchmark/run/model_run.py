@@ -226,6 +226,7 @@ class ModelRun:
         result = final.evaluate_best(
             plan, self.start, ctx.data, ctx.device, evaluation, best, state
         )
+        targets = evaluation.operating_points
         writer.log_final_evaluation(
             best_params=best.params,
             metrics={
@@ -233,7 +234,11 @@ class ModelRun:
                 S.BEST_TRIAL: best.number,
                 **metrics_to_log(result.result),
             },
-            target_recall=evaluation.target_recall,
+            tags={
+                S.OP_TARGET_SENSITIVITY: str(targets.sensitivity),
+                S.OP_TARGET_SPECIFICITY: str(targets.specificity),
+                S.BOOTSTRAP_UNIT: "patient" if ctx.data.has_patient_ids else "image",
+            },
             predictions_csv=result.result.predictions_csv(ctx.data.test.keys, ctx.data.class_names),
             figures=final_model_figures(result.result, ctx.data.class_names, plan.label),
         )
@@ -245,9 +250,9 @@ class ModelRun:
 
     def _repeat_with_seeds(self, result: final.FinalModel) -> None:
         plan, ctx = self.plan, self.ctx
-        parent_id = writer.active_run_id()
-        done = reader.finished_seed_repeats(ctx.experiment_id, str(parent_id), result.trial.number)
-        repeats = []
+        parent_id = str(writer.active_run_id())
+        done = reader.finished_seed_repeats(ctx.experiment_id, parent_id, result.trial.number)
+        repeats, members = [], []
         for repeat in final.repeat_with_seeds(
             plan,
             self.start,
@@ -259,18 +264,22 @@ class ModelRun:
             done,
         ):
             repeats.append(repeat)
-            if repeat.retrained:
-                writer.log_seed_repeat(
+            run_id = repeat.run_id or parent_id
+            if repeat.result is not None:
+                run_id = writer.log_seed_repeat(
                     ctx.experiment_id,
                     plan.label,
                     repeat.seed,
                     result.trial.number,
                     result.protocol.model_dump(),
-                    repeat.metrics,
+                    metrics_to_log(repeat.result),
+                    repeat.result.predictions_csv(ctx.data.test.keys, ctx.data.class_names),
                 )
+            members.append(run_id)
             verb = "kept from before" if repeat.seed in done else "test"
             ctx.console.print(
                 f"  {plan.label} seed {repeat.seed} ({verb}): recall "
                 f"{repeat.metrics['recall']:.3f}, f1 {repeat.metrics['f1']:.3f}"
             )
-        writer.log_metrics(final.seed_summary(repeats))
+        writer.log_metrics(final.seed_summary(repeats, list(result.result.all_metrics())))
+        writer.set_tag(S.SEED_MEMBERS, ",".join(members))

@@ -107,8 +107,10 @@ def describe_parent(
             "seed": plan.seed,
             "search.space": "; ".join(f"{k}={v.model_dump()}" for k, v in plan.space.items()),
             "data.skipped_images": len(data.skipped),
-            "data.duplicate_groups_across_splits": len(data.leaks),
+            "data.patients_checked": data.leaks.patients_checked,
+            **{f"{S.DATA_PARAM_PREFIX}{k}": v for k, v in data.leaks.counts().items()},
         }
     )
     params.update({f"{S.DATA_PARAM_PREFIX}{k}": v for k, v in data.summary().items()})
-    writer.describe_model_run(tags, params, data.split_csv(), data.skipped, data.leaks)
+    leaks_csv = data.leaks.to_csv() if data.leaks.found else None
+    writer.describe_model_run(tags, params, data.split_csv(), data.skipped, leaks_csv)

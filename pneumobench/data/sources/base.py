@@ -23,6 +23,7 @@ class SourceRequest:
     limit_per_class: int | None
     cache_dir: Path | None
     on_bad_image: str  # error | skip
+    resize: str = "squash"  # squash | center_crop | pad (see decode.decode_image)
 
 
 @dataclass
@@ -56,6 +57,9 @@ class DataSource(ABC):
     # True: patient ids are known, so validation is carved from train by patient (unless the
     # official val split is kept); False: the source's own val split is used as it is.
     carves_validation: ClassVar[bool] = True
+    # True: records carry real patient ids (splits are checked for shared patients, bootstraps
+    # resample patients); False: each image stands for itself and patient counts are unknown.
+    has_patient_ids: ClassVar[bool] = True
 
     def check_task(self, task: str) -> str | None:
         """Why this source cannot serve ``task`` (None if it can)."""

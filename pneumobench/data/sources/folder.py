@@ -51,8 +51,12 @@ class FolderSource(DataSource):
         ]
         paths = [root / r.key for r in records]
         fingerprint = records_digest(records, "|".join(_size_and_mtime(p) for p in paths))
+        if request.resize != "squash":  # squashed caches keep their earlier keys
+            fingerprint += f"|{request.resize}"
         images, decoded = cached_array(
-            cache_key(fingerprint, size), request.cache_dir, lambda: decode_many(paths, size)
+            cache_key(fingerprint, size),
+            request.cache_dir,
+            lambda: decode_many(paths, size, resize=request.resize),
         )
         bad = [(int(i), str(reason)) for i, reason in decoded.get("bad", [])]
         if bad and request.on_bad_image == "error":

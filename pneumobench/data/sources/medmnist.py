@@ -28,6 +28,7 @@ class MedMNISTSource(DataSource):
     name: ClassVar[str] = "medmnist"
     tasks: ClassVar[tuple[str, ...]] = ("binary",)
     carves_validation: ClassVar[bool] = False
+    has_patient_ids: ClassVar[bool] = False
 
     def load(self, request: SourceRequest) -> SourceImages:
         """Read the npz's official splits, resized once (cached) to the image size."""
