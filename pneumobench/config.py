@@ -79,8 +79,9 @@ class DataConfig(StrictModel):
     path: Path
     image_size: int = Field(64, ge=16, le=1024)
     resize: Literal["squash", "center_crop", "pad"] = Field(
-        "squash",
-        description="how non-square images become square: stretch, central square, black borders",
+        "pad",
+        description="how non-square images become square: stretch, central square, black borders "
+        "(pad: best on validation in the measurement of benchmarks/resize/)",
     )
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
     merge_official_val: bool = Field(

@@ -17,7 +17,7 @@ from pneumobench.errors import DataError
 RESIZE_MODES = ("squash", "center_crop", "pad")
 
 
-def decode_image(path: Path | io.BytesIO, size: int, resize: str = "squash") -> np.ndarray:
+def decode_image(path: Path | io.BytesIO, size: int, resize: str = "pad") -> np.ndarray:
     """Grey, square ``size`` px. JPEG draft mode lets libjpeg shrink big originals while decoding.
 
     ``resize``: how a non-square image becomes square. ``squash`` stretches it (the aspect ratio
@@ -66,7 +66,7 @@ def to_grey8(img: Image.Image) -> Image.Image:
 
 
 def decode_many(
-    paths: list[Path], size: int, workers: int | None = None, resize: str = "squash"
+    paths: list[Path], size: int, workers: int | None = None, resize: str = "pad"
 ) -> tuple[np.ndarray, dict]:
     """Decode in threads (PIL releases the GIL), reading each file once.
 

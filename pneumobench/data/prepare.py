@@ -122,7 +122,8 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
     }
     _require_every_class(splits, config.class_names, source.carves_validation, data.val_fraction)
     assignment = [ImageRecord(k, s, 0, "") for s, sp in splits.items() for k in sp.keys]
-    geometry = str(data.image_size) + ("" if data.resize == "squash" else f"|{data.resize}")
+    reshaped = data.resize != "squash" and not source.square_images
+    geometry = str(data.image_size) + (f"|{data.resize}" if reshaped else "")
     digest = records_digest(records, records_digest(assignment, geometry))
     where = {int(i): name for name, idx in final.items() for i in idx}
     leaks = check_leaks(splits, source.has_patient_ids)

@@ -278,8 +278,8 @@ class ModelRun:
             members.append(run_id)
             verb = "kept from before" if repeat.seed in done else "test"
             ctx.console.print(
-                f"  {plan.label} seed {repeat.seed} ({verb}): recall "
-                f"{repeat.metrics['recall']:.3f}, f1 {repeat.metrics['f1']:.3f}"
+                f"  {plan.label} seed {repeat.seed} ({verb}): recall@spec "
+                f"{repeat.metrics['at_spec_recall']:.3f}, f1@maxF1 {repeat.metrics['at_f1_f1']:.3f}"
             )
         writer.log_metrics(final.seed_summary(repeats, list(result.result.all_metrics())))
         writer.set_tag(S.SEED_MEMBERS, ",".join(members))

@@ -23,7 +23,7 @@ class SourceRequest:
     limit_per_class: int | None
     cache_dir: Path | None
     on_bad_image: str  # error | skip
-    resize: str = "squash"  # squash | center_crop | pad (see decode.decode_image)
+    resize: str = "pad"  # squash | center_crop | pad (see decode.decode_image)
 
 
 @dataclass
@@ -60,6 +60,8 @@ class DataSource(ABC):
     # True: records carry real patient ids (splits are checked for shared patients, bootstraps
     # resample patients); False: each image stands for itself and patient counts are unknown.
     has_patient_ids: ClassVar[bool] = True
+    # True: every image is square already, so data.resize changes nothing (and not the digest).
+    square_images: ClassVar[bool] = False
 
     def check_task(self, task: str) -> str | None:
         """Why this source cannot serve ``task`` (None if it can)."""

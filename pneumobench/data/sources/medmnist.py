@@ -29,6 +29,7 @@ class MedMNISTSource(DataSource):
     tasks: ClassVar[tuple[str, ...]] = ("binary",)
     carves_validation: ClassVar[bool] = False
     has_patient_ids: ClassVar[bool] = False
+    square_images: ClassVar[bool] = True
 
     def load(self, request: SourceRequest) -> SourceImages:
         """Read the npz's official splits, resized once (cached) to the image size."""
