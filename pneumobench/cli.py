@@ -75,8 +75,9 @@ def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
     board.add_argument(
         "--metric",
         default="recall",
-        help="recall, f1, precision, specificity, accuracy, roc_auc, pr_auc, or op_recall / "
-        "op_specificity at the validation-chosen threshold (with or without test_)",
+        help="recall (at the validation-chosen specificity), specificity or precision (at the "
+        "validation-chosen sensitivity), f1 or accuracy (at their best validation threshold), "
+        "roc_auc, pr_auc (with or without test_)",
     )
     board.add_argument("--format", default="table", choices=FORMATS)
     board.add_argument("--tracking-uri", help="MLflow tracking URI (default: the config's)")
