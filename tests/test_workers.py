@@ -53,9 +53,11 @@ def _start_worker(i: int, config: Path, storage: str, tracking: str, log_dir: Pa
     )
 
 
-def _logs(log_dir: Path) -> str:
+def _logs(log_dir: Path, tail: int | None = 4000) -> str:
+    """The workers' logs (the last ``tail`` characters of each, for assertion messages)."""
     return "\n".join(
-        f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(log_dir.glob("worker-*.log"))
+        f"--- {p.name}\n{p.read_text()[-tail if tail else 0 :]}"
+        for p in sorted(log_dir.glob("worker-*.log"))
     )
 
 
@@ -66,7 +68,7 @@ def _check_shared_study(storage: str, tracking: str, name: str, log_dir: Path) -
     client = mlflow.MlflowClient(tracking)
     experiment = client.get_experiment_by_name(name)
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    logs = _logs(log_dir)
+    logs, full_logs = _logs(log_dir), _logs(log_dir, tail=None)
     for label in MODELS:
         study = optuna.load_study(study_name=f"{name}/{label}", storage=storage)
         trials = study.get_trials()
@@ -100,7 +102,7 @@ def _check_shared_study(storage: str, tracking: str, name: str, log_dir: Path) -
         assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
         history = client.get_metric_history(parent.info.run_id, "test_recall")
         assert len(history) == 1  # the test set was looked at once
-        assert logs.count(f"{label} best trial") == 1, logs
+        assert full_logs.count(f"{label} best trial") == 1, logs
 
     board = subprocess.run(
         [

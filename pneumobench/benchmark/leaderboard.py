@@ -348,10 +348,7 @@ def rich_table(rows: list[dict[str, Any]], metric: str, title: str) -> Any:
     table = Table(title=title, caption=escape(legend(key, rows)))
     columns = _columns(key)
     for c in columns:
-        table.add_column(
-            c.removeprefix(S.TEST_PREFIX),
-            justify="left" if c in ("model", "vs_champion") else "right",
-        )
+        table.add_column(_header(c), justify="left" if c in ("model", "vs_champion") else "right")
     for row in rows:
         cells = [_cell(row, c, key) for c in columns]
         style = None
