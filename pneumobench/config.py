@@ -45,6 +45,16 @@ VAL_METRICS = (
 )
 
 
+def _one_of(value: str, options: Any, what: str) -> str:
+    """``value`` if it is one of ``options``, else an error with the closest and all options."""
+    if value not in options:
+        raise ValueError(
+            f"unknown {what} '{value}'{did_you_mean(value, options)}; "
+            f"choose one of {', '.join(options)}"
+        )
+    return value
+
+
 class StrictModel(BaseModel):
     """Unknown keys are errors, and assignments are validated too."""
 
@@ -106,12 +116,7 @@ class DataConfig(StrictModel):
     @field_validator("source")
     @classmethod
     def _known_source(cls, value: str) -> str:
-        if value not in SOURCES:
-            raise ValueError(
-                f"unknown data source '{value}'{did_you_mean(value, SOURCES)}; "
-                f"choose one of {', '.join(SOURCES)}"
-            )
-        return value
+        return _one_of(value, SOURCES, "data source")
 
 
 class ProtocolConfig(StrictModel):
@@ -268,12 +273,7 @@ class SearchConfig(StrictModel):
     @field_validator("objective")
     @classmethod
     def _known_objective(cls, value: str) -> str:
-        if value not in VAL_METRICS:
-            raise ValueError(
-                f"unknown objective '{value}'{did_you_mean(value, VAL_METRICS)}; "
-                f"choose one of {', '.join(VAL_METRICS)}"
-            )
-        return value
+        return _one_of(value, VAL_METRICS, "objective")
 
     @field_validator("space")
     @classmethod
