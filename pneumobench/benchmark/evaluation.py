@@ -15,11 +15,10 @@ from torch import nn
 from pneumobench.benchmark.metrics import classification_metrics
 from pneumobench.benchmark.operating_points import choose_thresholds, metrics_at, threshold_name
 from pneumobench.benchmark.statistics import (
-    bootstrap_distribution,
+    bootstrap_intervals,
     cluster_weights,
     expected_calibration_error,
     percentile_interval,
-    rename_classes,
 )
 from pneumobench.benchmark.training import predict
 from pneumobench.config import EvaluationConfig
@@ -79,10 +78,15 @@ def evaluate_test(
     y = data.test.labels
     patients = list(data.test.patients) if data.has_patient_ids else None
     result = HeldOutResult(classification_metrics(y, probs, data.class_names), probs, y, patients)
-    w = cluster_weights(y, patients, evaluation.bootstrap_resamples, seed)
-    dist = bootstrap_distribution(y, probs, w)
-    if probs.shape[1] > 2:
-        dist = {rename_classes(k, data.class_names): v for k, v in dist.items()}
+    result.intervals = bootstrap_intervals(
+        y,
+        probs,
+        n_resamples=evaluation.bootstrap_resamples,
+        seed=seed,
+        level=evaluation.ci_level,
+        class_names=data.class_names,
+        groups=patients,
+    )
     val_probs, _ = predict(model, BatchFeeder(data.val, device), batch_size, device)
     targets = evaluation.operating_points
     result.thresholds = choose_thresholds(
@@ -97,8 +101,9 @@ def evaluate_test(
         k: float(v[0])
         for k, v in metrics_at(data.val.labels, val_probs, result.thresholds, val_one).items()
     }
-    dist.update(metrics_at(y, probs, result.thresholds, w))
-    result.intervals = {k: percentile_interval(v, evaluation.ci_level) for k, v in dist.items()}
+    w = cluster_weights(y, patients, evaluation.bootstrap_resamples, seed)  # the same resamples
+    for name, values in metrics_at(y, probs, result.thresholds, w).items():
+        result.intervals[name] = percentile_interval(values, evaluation.ci_level)
     result.ece, result.reliability = expected_calibration_error(
         y, probs, evaluation.calibration_bins
     )

@@ -14,8 +14,6 @@ from PIL import Image
 
 from pneumobench.errors import DataError
 
-RESIZE_MODES = ("squash", "center_crop", "pad")
-
 
 def decode_image(path: Path | io.BytesIO, size: int, resize: str = "pad") -> np.ndarray:
     """Grey, square ``size`` px. JPEG draft mode lets libjpeg shrink big originals while decoding.
