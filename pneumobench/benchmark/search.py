@@ -69,29 +69,34 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
         return self._inner[trial.number]
 
     def infer_relative_search_space(self, study: optuna.Study, trial: Any) -> dict[str, Any]:
+        """Delegated to this trial's own sampler."""
         return self._for(trial).infer_relative_search_space(study, trial)
 
     def sample_relative(
         self, study: optuna.Study, trial: Any, search_space: dict[str, Any]
     ) -> dict[str, Any]:
+        """Delegated to this trial's own sampler."""
         return self._for(trial).sample_relative(study, trial, search_space)
 
     def sample_independent(
         self, study: optuna.Study, trial: Any, param_name: str, param_distribution: Any
     ) -> Any:
+        """Delegated to this trial's own sampler."""
         return self._for(trial).sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: Any) -> None:
+        """Creates (or finds) this trial's sampler, seeded by its number."""
         self._for(trial).before_trial(study, trial)
 
     def after_trial(self, study: optuna.Study, trial: Any, state: TrialState, values: Any) -> None:
+        """Lets this trial's sampler finish, then forgets it."""
         inner = self._inner.pop(trial.number, None) or self._make(
             trial_seed(self._seed, trial.number)
         )
         inner.after_trial(study, trial, state, values)
 
-    def reseed_rng(self) -> None:  # the seed is the trial's, by design
-        pass
+    def reseed_rng(self) -> None:
+        """Nothing to reseed: each trial's seed is fixed by its number, by design."""
 
 
 def make_pruner(

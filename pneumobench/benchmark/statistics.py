@@ -180,6 +180,7 @@ def bootstrap_intervals(
 
 
 def rename_classes(key: str, class_names: tuple[str, ...]) -> str:
+    """``recall_2`` -> ``recall_virus``: class indices in metric names become class names."""
     head, _, tail = key.rpartition("_")
     return f"{head}_{class_names[int(tail)]}" if tail.isdigit() and head else key
 

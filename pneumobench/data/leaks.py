@@ -45,6 +45,7 @@ class LeakReport:
 
     @property
     def found(self) -> bool:
+        """Whether anything crosses a split boundary."""
         return any(self.counts().values())
 
     def summary(self) -> str:

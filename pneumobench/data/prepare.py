@@ -128,15 +128,7 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
     where = {int(i): name for name, idx in final.items() for i in idx}
     leaks = check_leaks(splits, source.has_patient_ids)
     leaks.identical = cross_split_duplicates(loaded.content_digests, where, records)
-    if leaks.found:
-        if data.on_leak == "error":
-            shown = leaks.to_csv().splitlines()[1:11]
-            raise DataError(
-                f"leaks between splits: {leaks.summary()}. First findings (kind, a, b, detail):"
-                "\n  - " + "\n  - ".join(shown) + "\nFix the splits, or set data.on_leak: warn "
-                "to train anyway with the leaks reported."
-            )
-        notes.append(f"leak check: {leaks.summary()}; listed in data/leaks.csv")
+    notes += _leak_notes(leaks, data.on_leak)
     return PreparedData(
         splits["train"],
         splits["val"],
@@ -150,6 +142,20 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
         loaded.skipped,
         leaks,
     )
+
+
+def _leak_notes(leaks: LeakReport, on_leak: str) -> list[str]:
+    """The note a found leak leaves, or the DataError that ``on_leak: error`` asks for."""
+    if not leaks.found:
+        return []
+    if on_leak == "error":
+        shown = leaks.to_csv().splitlines()[1:11]
+        raise DataError(
+            f"leaks between splits: {leaks.summary()}. First findings (kind, a, b, detail):"
+            "\n  - " + "\n  - ".join(shown) + "\nFix the splits, or set data.on_leak: warn "
+            "to train anyway with the leaks reported."
+        )
+    return [f"leak check: {leaks.summary()}; listed in data/leaks.csv"]
 
 
 def _require_every_class(
