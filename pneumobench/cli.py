@@ -1,4 +1,4 @@
-"""``pneumobench run | leaderboard | report | models``. User errors exit with code 2 and no
+"""``pneumobench run | leaderboard | report | models | data``. User errors exit with code 2 and no
 traceback; Ctrl-C exits 130 with the command that resumes; a run with a failed model exits 1."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from pneumobench import interrupts
+from pneumobench.commands import data as data_command
 from pneumobench.errors import ConfigError, PneumobenchError
 from pneumobench.tracking.store import absolute_sqlite
 
@@ -28,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_leaderboard(sub)
     _add_report(sub)
+    data_command.add_parser(sub)
     models = sub.add_parser("models", help="list the registry")
     models.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'resnet*'")
     models.add_argument("--params", action="store_true", help="build each to count parameters")
@@ -137,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             return _leaderboard(args, console)
         if args.command == "report":
             return _report(args, console)
+        if args.command == "data":
+            return data_command.main(args, console)
         return _models(args, console)
     except PneumobenchError as exc:
         if args.debug:

@@ -112,11 +112,30 @@ class DataConfig(StrictModel):
     )
     augment: AugmentConfig = AugmentConfig()
     cache_dir: Path = Field(Path(".pneumobench/cache"), description="decoded-image cache")
+    download: Literal["auto", "never"] = Field(
+        "auto",
+        description="a missing PneumoniaMNIST file: fetch it (md5 checked; $PNEUMOBENCH_MIRROR "
+        "for a mirror), or stop and say where to get it",
+    )
+    medmnist_size: Literal[28, 64, 128, 224] | None = Field(
+        None,
+        description="source medmnist: which MedMNIST+ file (pneumoniamnist_224.npz for 224) when "
+        "data.path is a folder; default 28, or the size the file name says",
+    )
 
     @field_validator("source")
     @classmethod
     def _known_source(cls, value: str) -> str:
         return _one_of(value, SOURCES, "data source")
+
+    @model_validator(mode="after")
+    def _size_for_medmnist(self) -> DataConfig:
+        if self.medmnist_size is not None and self.source != "medmnist":
+            raise ValueError(
+                f"data.medmnist_size applies to source: medmnist only (source is {self.source}); "
+                "remove it"
+            )
+        return self
 
 
 class ProtocolConfig(StrictModel):

@@ -129,3 +129,75 @@ def start_worker(
         cwd=log_dir,
     )
     return proc, log
+
+
+class _FileHandler:
+    """Factory of request handlers serving ``files`` (name -> bytes) with HTTP Range support.
+
+    ``cut_after``: the first GET of each file sends only that many bytes, then drops the
+    connection (an interrupted download); ``ranges``: False answers every request with the
+    whole file (a server that cannot resume). ``log`` records (path, Range header) per GET."""
+
+    def __init__(self, files: dict[str, bytes], cut_after: int | None, ranges: bool) -> None:
+        self.files, self.cut_after, self.ranges = files, cut_after, ranges
+        self.log: list[tuple[str, str | None]] = []
+        self.cut_done: set[str] = set()
+
+    def handler(self) -> type:
+        from http.server import BaseHTTPRequestHandler
+
+        state = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep pytest output clean
+                pass
+
+            def do_GET(self) -> None:
+                name = self.path.lstrip("/").split("?")[0]
+                state.log.append((name, self.headers.get("Range")))
+                body = state.files.get(name)
+                if body is None:
+                    self.send_error(404)
+                    return
+                start = 0
+                asked = self.headers.get("Range")
+                if asked and state.ranges:
+                    start = int(asked.split("=")[1].split("-")[0])
+                    if start >= len(body):
+                        self.send_error(416)
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                payload = body[start:]
+                if state.cut_after is not None and name not in state.cut_done:
+                    state.cut_done.add(name)
+                    self.wfile.write(payload[: state.cut_after])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(payload)
+
+        return Handler
+
+
+@contextlib.contextmanager
+def file_server(
+    files: dict[str, bytes], *, cut_after: int | None = None, ranges: bool = True
+) -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
+    """(base URL, request log) of an HTTP server on 127.0.0.1 serving ``files`` by name."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    state = _FileHandler(files, cut_after, ranges)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), state.handler())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", state.log
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -195,6 +195,8 @@ def source_request(config: ExperimentConfig) -> SourceRequest:
         cache_dir=Path(data.cache_dir).expanduser(),
         on_bad_image=data.on_bad_image,
         resize=data.resize,
+        download=data.download,
+        medmnist_size=data.medmnist_size,
     )
 
 

@@ -24,6 +24,8 @@ class SourceRequest:
     cache_dir: Path | None
     on_bad_image: str  # error | skip
     resize: str = "pad"  # squash | center_crop | pad (see decode.decode_image)
+    download: str = "never"  # auto: a source may fetch missing published files (data.download)
+    medmnist_size: int | None = None  # MedMNIST+ file size (28, 64, 128, 224), medmnist only
 
 
 @dataclass

@@ -81,6 +81,19 @@ def _size_and_mtime(path: Path) -> str:
 
 def scan_folder(root: Path, task: str) -> list[ImageRecord]:
     """One record per image file under ``root``; every problem found is named in one DataError."""
+    records, problems = survey_folder(root, task)
+    if problems:
+        shown = problems[:20] + (
+            [f"... and {len(problems) - 20} more"] if len(problems) > 20 else []
+        )
+        raise DataError("the data folder has problems:\n  - " + "\n  - ".join(shown))
+    return records
+
+
+def survey_folder(root: Path, task: str) -> tuple[list[ImageRecord], list[str]]:
+    """The records of every usable image file and the problems found on the way (files that are
+    not images, unknown class folders, ...): what ``scan_folder`` refuses and ``data check``
+    lists. A root that is not a Kermany folder at all is a DataError."""
     if not root.is_dir():
         raise DataError(
             f"data folder {root} does not exist. Point data.path (or $PNEUMOBENCH_DATA_ROOT) at the "
@@ -113,12 +126,7 @@ def scan_folder(root: Path, task: str) -> list[ImageRecord]:
             if not found and split != "val":  # an empty official val only matters if kept:
                 problems.append(f"{classes[cls]}: class folder holds no images")  # see prepare
             records.extend(found)
-    if problems:
-        shown = problems[:20] + (
-            [f"... and {len(problems) - 20} more"] if len(problems) > 20 else []
-        )
-        raise DataError("the data folder has problems:\n  - " + "\n  - ".join(shown))
-    return records
+    return records, problems
 
 
 def _scan_class(

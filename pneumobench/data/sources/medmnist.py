@@ -1,4 +1,5 @@
-"""PneumoniaMNIST through the ``medmnist`` package, official splits, offline from a local npz."""
+"""PneumoniaMNIST (MedMNIST v2 / MedMNIST+), official splits, from a local npz that is fetched
+(md5 checked) when it is missing and ``data.download`` allows it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from pneumobench.data.cache import cache_key, cached_array
+from pneumobench.data.fetch.medmnist import FLAG, expected_file, fetch_pneumoniamnist, size_of
 from pneumobench.data.records import ImageRecord, records_digest
 from pneumobench.data.sources.base import (
     DataSource,
@@ -17,8 +19,6 @@ from pneumobench.data.sources.base import (
     limit_per_class,
 )
 from pneumobench.errors import DataError
-
-FLAG = "pneumoniamnist"
 
 
 class MedMNISTSource(DataSource):
@@ -32,8 +32,11 @@ class MedMNISTSource(DataSource):
     square_images: ClassVar[bool] = True
 
     def load(self, request: SourceRequest) -> SourceImages:
-        """Read the npz's official splits, resized once (cached) to the image size."""
-        file, records, raw = load_medmnist(request.root)
+        """Read the npz's official splits (fetched first if missing), resized once (cached)."""
+        file = medmnist_file(request.root, request.medmnist_size)
+        if not file.is_file() and request.download == "auto":
+            fetch_missing(file)
+        file, records, raw = load_medmnist(file)
         stat = file.stat()
         fingerprint = f"{records_digest(records)}|{stat.st_size}|{stat.st_mtime_ns}"
         keep = limit_per_class(records, request.limit_per_class, request.seed)
@@ -55,37 +58,67 @@ class MedMNISTSource(DataSource):
         )
 
 
-def expected_file(size: int = 28) -> str:
-    """The file name MedMNIST uses for this image size."""
-    return f"{FLAG}.npz" if size == 28 else f"{FLAG}_{size}.npz"
+def medmnist_file(path: Path, size: int | None = None) -> Path:
+    """The npz that ``data.path`` and ``data.medmnist_size`` name: a file, or the MedMNIST file
+    of that size (28 px by default) in a folder. A file name of another size is an error."""
+    if path.suffix != ".npz":
+        return path / expected_file(size or 28)
+    implied = size_of(path.name)
+    if size and implied and implied != size:
+        raise DataError(
+            f"data.path names {path.name} ({implied} px) but data.medmnist_size is {size}: point "
+            f"data.path at {expected_file(size)} (or its folder), or drop data.medmnist_size"
+        )
+    return path
+
+
+def fetch_missing(file: Path) -> None:
+    """Fetch a missing PneumoniaMNIST file by its MedMNIST name (data.download: auto)."""
+    size = size_of(file.name)
+    if size is None:
+        return  # a file name of the user's own: nothing to fetch, load_medmnist says so
+    try:
+        fetch_pneumoniamnist(file.parent, size)
+    except DataError as exc:
+        raise DataError(
+            f"PneumoniaMNIST file not found: {file}, and fetching it failed: {exc}\n"
+            f"{_by_hand(file)} Or set data.download: never to stop trying."
+        ) from None
+
+
+def _by_hand(file: Path) -> str:
+    from pneumobench.data.fetch.medmnist import remote_file
+
+    remote = remote_file(size_of(file.name) or 28)
+    return (
+        f"Download {remote.filename} (md5 {remote.md5}) from {remote.url} into {file.parent} "
+        "(or `pneumobench data fetch pneumoniamnist`), or point data.path (or "
+        "$PNEUMOBENCH_DATA_ROOT) at the folder that holds it."
+    )
 
 
 def load_medmnist(path: Path) -> tuple[Path, list[ImageRecord], np.ndarray]:
     """The file read, its records and its (N, size, size) uint8 images of train, val and test.
 
-    The arrays are checked before use (keys, shapes, labels 0/1), each problem a DataError that
-    names the file; the file is read with ``allow_pickle=False``, always.
+    ``path``: the npz, or a folder holding ``pneumoniamnist.npz``. The arrays are checked before
+    use (keys, shapes, labels 0/1), each problem a DataError that names the file; the file is
+    read with ``allow_pickle=False``, always.
     """
-    root, filename = (path.parent, path.name) if path.suffix == ".npz" else (path, expected_file())
-    file = root / filename
+    file = medmnist_file(path)
     if not file.is_file():
-        from medmnist import INFO
-
-        info = INFO[FLAG]
-        raise DataError(
-            f"PneumoniaMNIST file not found: {file}\n"
-            f"Download {filename} (md5 {info['MD5']}) from {info['url']} into {root}, "
-            "or point data.path (or $PNEUMOBENCH_DATA_ROOT) at the folder that holds it."
-        )
+        raise DataError(f"PneumoniaMNIST file not found: {file}\n{_by_hand(file)}")
     arrays = _read_npz(file)
     records: list[ImageRecord] = []
     images = []
+    native = size_of(file.name)
+    # Keys name the MedMNIST+ size (28 px keeps the plain name): the digest tells sizes apart.
+    prefix = FLAG if native in (None, 28) else f"{FLAG}_{native}"
     for split in ("train", "val", "test"):
         imgs, labels = _split_arrays(file, arrays, split)
         images.append(imgs)
         # MedMNIST publishes no patient ids: each image counts as its own patient.
         records.extend(
-            ImageRecord(f"{FLAG}/{split}/{i}", split, int(y), f"{split}-{i}")
+            ImageRecord(f"{prefix}/{split}/{i}", split, int(y), f"{split}-{i}")
             for i, y in enumerate(labels)
         )
     sizes = {a.shape[1:] for a in images}
@@ -104,12 +137,8 @@ def _read_npz(file: Path) -> dict[str, np.ndarray]:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         if "pickle" in reason:  # numpy's hint to unpickle is never the way out here
             reason = "not a NumPy .npz archive (a web page or another file under that name?)"
-        from medmnist import INFO
-
-        info = INFO[FLAG]
         raise DataError(
-            f"{file}: not a readable MedMNIST .npz file ({reason}). Download it again: "
-            f"{info['url']} (md5 {info['MD5']} for the 28 px file)."
+            f"{file}: not a readable MedMNIST .npz file ({reason}). {_by_hand(file)}"
         ) from None
 
 
