@@ -1,4 +1,4 @@
-"""``pneumobench run | leaderboard | report | models | data``. User errors exit with code 2 and no
+"""``pneumobench run | leaderboard | report | models | data | predict | export | promote``. User errors exit with code 2 and no
 traceback; Ctrl-C exits 130 with the command that resumes; a run with a failed model exits 1."""
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from rich.console import Console
 
 from pneumobench import interrupts
 from pneumobench.commands import data as data_command
+from pneumobench.commands import export as export_command
+from pneumobench.commands import predict as predict_command
+from pneumobench.commands import promote as promote_command
 from pneumobench.errors import ConfigError, PneumobenchError
 from pneumobench.tracking.store import absolute_sqlite
 
@@ -30,9 +33,20 @@ def _parser() -> argparse.ArgumentParser:
     _add_leaderboard(sub)
     _add_report(sub)
     data_command.add_parser(sub)
-    models = sub.add_parser("models", help="list the registry")
-    models.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'resnet*'")
+    predict_command.add_parser(sub)
+    export_command.add_parser(sub)
+    promote_command.add_parser(sub)
+    models = sub.add_parser("models", help="list the registry (plugins included)")
+    models.add_argument(
+        "pattern",
+        nargs="?",
+        default="*",
+        help="wildcard, e.g. 'resnet*'; 'xrv:*' for torchxrayvision",
+    )
     models.add_argument("--params", action="store_true", help="build each to count parameters")
+    models.add_argument(
+        "--config", type=Path, default=None, help="also load this config's plugins: entries"
+    )
     return parser
 
 
@@ -141,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
             return _report(args, console)
         if args.command == "data":
             return data_command.main(args, console)
+        if args.command == "predict":
+            return predict_command.main(args, console)
+        if args.command == "export":
+            return export_command.main(args, console)
+        if args.command == "promote":
+            return promote_command.main(args, console)
         return _models(args, console)
     except PneumobenchError as exc:
         if args.debug:
@@ -208,6 +228,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         alpha=config.evaluation.alpha,
     )
     console.print(rich_table(rows, "recall", f"{config.name} leaderboard"))
+    promote_command.promote_champion(config.name, config.tracking.uri, rows, "recall", console)
     console.print(_next_steps(args.config, config.tracking.uri, config.search.storage, outcomes))
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
@@ -234,7 +255,7 @@ def _next_steps(config_path: Path, uri: str, storage: str, outcomes: list) -> ob
     return table
 
 
-def _where(args: argparse.Namespace) -> tuple[str, str, str | None, float]:
+def resolve_store(args: argparse.Namespace) -> tuple[str, str, str | None, float]:
     """Experiment name, tracking URI, Optuna storage and alpha: flags first, then the config."""
     name, uri = args.experiment, args.tracking_uri
     storage, alpha = getattr(args, "storage", None), 0.05
@@ -265,7 +286,7 @@ def _leaderboard(args: argparse.Namespace, console: Console) -> int:
     )
 
     normalize_metric(args.metric)  # a bad metric fails before anything is opened
-    name, uri, _, alpha = _where(args)
+    name, uri, _, alpha = resolve_store(args)
     rows = load_leaderboard(name, args.metric, uri, n_resamples=args.resamples, alpha=alpha)
     if not any(r["status"] == "evaluated" for r in rows):
         _nothing_evaluated(name, rows)
@@ -295,7 +316,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     normalize_metric(args.metric)
     if args.out.suffix.lower() not in (".html", ".htm", ".md"):
         raise ConfigError(f"--out {args.out}: name an .html or a .md file")
-    name, uri, storage, _ = _where(args)
+    name, uri, storage, _ = resolve_store(args)
     report = build_report(name, uri, storage, args.metric, n_resamples=args.resamples)
     if not report.models:
         _nothing_evaluated(name, [])
@@ -317,7 +338,17 @@ def _models(args: argparse.Namespace, console: Console) -> int:
 
     from pneumobench.registry import create_model, get_architecture, list_models
 
+    if args.config:
+        from pneumobench.config import load_config
+
+        load_config(args.config).load_plugins()
     names = list_models(args.pattern)
+    if args.pattern.startswith("xrv:"):
+        import fnmatch
+
+        from pneumobench.registry.xrv_models import weight_names
+
+        names += [f"xrv:{w}" for w in weight_names() if fnmatch.fnmatch(f"xrv:{w}", args.pattern)]
     if not names:
         from pneumobench.text import close_matches
 
@@ -331,9 +362,10 @@ def _models(args: argparse.Namespace, console: Console) -> int:
         return 1
     table = Table(
         title="pneumobench registry",
-        caption="plus any timm model as timm:<name> and any torchvision model as tv:<name>",
+        caption="plus any timm model as timm:<name>, any torchvision model as tv:<name>, "
+        "torchxrayvision's chest X-ray models as xrv:<weights> (`pneumobench models 'xrv:*'`)",
     )
-    for column in ("name", "family", "source", "pretrained by default", "description"):
+    for column in ("name", "family", "source", "pretrained by default", "description", "origin"):
         table.add_column(column)
     if args.params:
         table.add_column("params (M)", justify="right")
@@ -345,6 +377,7 @@ def _models(args: argparse.Namespace, console: Console) -> int:
             arch.source,
             "yes" if arch.default_pretrained else "no",
             arch.description,
+            arch.origin,
         ]
         if args.params:
             model = create_model(name, 2, pretrained=False, image_size=224)

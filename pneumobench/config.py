@@ -445,6 +445,11 @@ class ExperimentConfig(StrictModel):
     protocol: ProtocolConfig = ProtocolConfig()
     search: SearchConfig = SearchConfig()
     models: list[ModelEntry] = Field(min_length=1)
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="model plugins: Python files (relative to this config) or importable modules "
+        "whose @register_model builders join the registry for this run",
+    )
     evaluation: EvaluationConfig = EvaluationConfig()
     tracking: TrackingConfig = TrackingConfig()
 
@@ -491,6 +496,12 @@ class ExperimentConfig(StrictModel):
             return Path(root).expanduser().resolve() / path
         base = self._source.parent if self._source else Path.cwd()
         return (base / path).resolve()
+
+    def load_plugins(self) -> list[str]:
+        """Import the ``plugins:`` (files relative to this config's folder); their origins."""
+        from pneumobench.registry.plugins import load_plugins
+
+        return load_plugins(self.plugins, self._source.parent if self._source else Path.cwd())
 
     @property
     def class_names(self) -> tuple[str, ...]:

@@ -110,14 +110,19 @@ def test_run_logs_parents_trials_test_metrics_and_resumes(
     looks = {r["model"]: r["test_evaluations"] for r in _leaderboard(capsys)}
     assert looks == {"simple_cnn": 2, "resnet18-scratch": 1}
 
-    # The logged model takes [0, 1] grey images and returns class logits.
+    # The logged bundle rebuilds a model that takes [0, 1] grey images and returns class logits.
     import torch
+
+    from pneumobench.serving.bundle import load_bundle
+    from pneumobench.tracking.models import download_serving
 
     parent = next(
         r for r in _runs("tiny", "model") if r.data.tags["pneumobench.label"] == "simple_cnn"
     )
-    model = mlflow.pytorch.load_model(f"runs:/{parent.info.run_id}/model")
+    mlflow.set_tracking_uri(store_uri())
+    model, spec = load_bundle(download_serving(parent.info.run_id, tmp_path / "bundle"))
     assert model(torch.rand(2, 1, 32, 32)).shape == (2, 2)
+    assert spec.label == "simple_cnn" and set(spec.thresholds) == {"sens", "spec", "f1", "acc"}
     # and only the best trial's checkpoint stays on disk
     assert len(list(Path(".pneumobench/checkpoints/tiny/simple_cnn").glob("trial-*.pt"))) == 1
 

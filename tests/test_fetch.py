@@ -36,7 +36,7 @@ def test_real_npz_from_a_mirror_is_md5_checked_and_found_again(tmp_path: Path) -
     assert got == again == tmp_path / "data" / "pneumoniamnist.npz"
     assert hashlib.md5(got.read_bytes()).hexdigest() == remote_file(28).md5
     assert len(log) == 1  # the verified copy is not downloaded twice
-    assert sorted(p.name for p in got.parent.iterdir() if not p.name.endswith(".lock")) == [
+    assert sorted(p.name for p in got.parent.iterdir() if not p.name.startswith(".")) == [
         "pneumoniamnist.npz"
     ]
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from pneumobench.data.decode import decode_many
 from pneumobench.data.labels import class_names_for, pneumonia_subtype
 from pneumobench.data.leaks import LeakReport, fingerprints, near_duplicates, shared_patients
+from pneumobench.data.pixels import header
 from pneumobench.data.records import ImageRecord
 from pneumobench.errors import DataError
 
@@ -113,7 +113,7 @@ def check_folder(root: Path) -> DatasetCheck:
     for i, (record, path) in enumerate(zip(records, paths, strict=True)):
         if i in bad:
             continue
-        size, mode = _header(path)
+        size, mode = header(path)
         facts[record.split].sizes.update([size])
         facts[record.split].modes.update([mode])
         if record.label == 1:
@@ -208,12 +208,6 @@ def _identical_within(records: list[ImageRecord], digests: list[str], bad: dict)
         (records[i].split, d) for i, d in enumerate(digests) if d and i not in bad
     )
     return sum(1 for n in groups.values() if n > 1)
-
-
-def _header(path: Path) -> tuple[str, str]:
-    """("WxH", mode) from the file's header, without decoding the pixels."""
-    with Image.open(path) as img:
-        return f"{img.size[0]}x{img.size[1]}", img.mode
 
 
 def render(check: DatasetCheck) -> list:

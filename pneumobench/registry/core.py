@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # weights) or a weights tag understood by the entry's source (timm tag, torchvision enum name).
 Builder = Callable[[bool | str, int, int], "Backbone"]
 
-PREFIXES = {"timm": "timm", "tv": "torchvision"}
+PREFIXES = {"timm": "timm", "tv": "torchvision", "xrv": "torchxrayvision"}
 
 
 @dataclass
@@ -42,10 +42,11 @@ class Architecture:
 
     name: str
     family: str
-    source: str  # custom | timm | torchvision
+    source: str  # custom | plugin | timm | torchvision | torchxrayvision
     builder: Builder = field(repr=False)
     default_pretrained: bool = False
     description: str = ""
+    origin: str = "pneumobench"  # where the entry was registered: pneumobench, or the plugin
 
 
 _REGISTRY: dict[str, Architecture] = {}
@@ -60,24 +61,53 @@ def register_model(
     pretrained: bool = False,
     description: str = "",
 ) -> Callable[[Builder], Builder]:
-    """Decorator: ``@register_model(family="cnn")`` registers the builder under its function name."""
+    """Decorator: ``@register_model(family="cnn")`` registers the builder under its function name.
+
+    The builder contract (README, "Add your own model"): ``builder(pretrained, in_chans,
+    image_size) -> Backbone``; ``pretrained`` is False, True (the entry's default weights) or a
+    weights tag. ``pretrained=True`` here declares that the builder can load weights (and does by
+    default). Inside a plugin, entries are tagged with the plugin's origin and source "plugin".
+    """
+    from pneumobench.registry.plugins import current_origin
 
     def decorator(fn: Builder) -> Builder:
         key = name or fn.__name__
-        if key in _REGISTRY:
-            raise ValueError(f"model '{key}' is registered twice")
+        origin = current_origin()
+        if key in _REGISTRY or ":" in key:
+            where = f"{fn.__code__.co_filename}:{fn.__code__.co_firstlineno}"
+            problem = (
+                f"the name is taken by {_REGISTRY[key].origin}"
+                if key in _REGISTRY
+                else "':' is reserved for library prefixes (timm:, tv:, xrv:)"
+            )
+            raise ValueError(
+                f"model '{key}' (builder at {where}) cannot be registered: {problem}. Rename the "
+                f"builder, or give it another name: @register_model('my_{key.split(':')[-1]}', ...)"
+            )
         summary = description or next(iter((fn.__doc__ or "").strip().splitlines()), "")
         _REGISTRY[key] = Architecture(
             name=key,
             family=family,
-            source=source,
+            source="plugin" if origin and source == "custom" else source,
             builder=fn,
             default_pretrained=pretrained,
             description=summary,
+            origin=origin or "pneumobench",
         )
         return fn
 
     return decorator
+
+
+def registered_names() -> list[str]:
+    """Every registered name, without loading anything."""
+    return list(_REGISTRY)
+
+
+def unregister(names: set[str]) -> None:
+    """Remove entries (those of a plugin that failed half-way)."""
+    for key in names:
+        _REGISTRY.pop(key, None)
 
 
 def register_prefix(prefix: str, resolver: Callable[[str], Architecture]) -> None:
@@ -106,7 +136,9 @@ def get_architecture(name: str) -> Architecture:
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise ModelError(
         f"unknown model '{name}'.{hint} Registered: {', '.join(sorted(_REGISTRY))}; any timm model "
-        "as 'timm:<name>', any torchvision model as 'tv:<name>' (`pneumobench models` lists them)."
+        "as 'timm:<name>', any torchvision model as 'tv:<name>', torchxrayvision's chest X-ray "
+        "models as 'xrv:<weights>' (`pneumobench models` lists them). A model of your own: put "
+        "its file under `plugins:` in the config (README, 'Add your own model')."
     )
 
 
@@ -152,10 +184,10 @@ def create_model(
     arch = get_architecture(name)
     if pretrained is None:
         pretrained = arch.default_pretrained
-    if pretrained and arch.source == "custom":
+    if pretrained and arch.source in ("custom", "plugin") and not arch.default_pretrained:
         raise ModelError(
-            f"'{name}' has no pretrained weights (it is a custom network): set "
-            "`pretrained: false` for it, or leave `pretrained` out"
+            f"'{name}' has no pretrained weights (a network trained from scratch, from "
+            f"{arch.origin}): set `pretrained: false` for it, or leave `pretrained` out"
         )
     backbone = arch.builder(pretrained, in_chans, image_size)
     backbone.num_features = _probe_features(backbone.module, name, in_chans, image_size)
@@ -195,8 +227,22 @@ def _probe_features(module: nn.Module, name: str, in_chans: int, image_size: int
 _loaded = False
 
 
+def ensure_builtins() -> None:
+    """pneumobench's own entries first (so a plugin cannot take their names), then every
+    installed plugin package (entry-point group ``pneumobench.models``)."""
+    _load_builtin_entries()
+
+
 def _load_builtin_entries() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        from pneumobench.registry import custom, timm_models, torchvision_models  # noqa: F401
+        from pneumobench.registry import (  # noqa: F401
+            custom,
+            timm_models,
+            torchvision_models,
+            xrv_models,
+        )
+        from pneumobench.registry.plugins import load_entry_points
+
+        load_entry_points()

@@ -59,6 +59,7 @@ GIT_COMMIT = "git_commit"
 VERSION = "pneumobench_version"
 VERSIONS = "versions"
 CLASS_NAMES = "class_names"
+MODEL_ORIGIN = "model_origin"  # the registry entry's origin: pneumobench, or the plugin's file
 PROVENANCE_TAGS = (VERSIONS, DEVICE, GIT_COMMIT, VERSION, DATASET_DIGEST, SEED, TASK)
 
 # --- params --------------------------------------------------------------------------------------
@@ -98,6 +99,11 @@ LEAKS = "data/leaks.csv"  # patients, near-duplicates and identical files across
 CHECKPOINT_DIR = "checkpoint"
 MODEL_DIR = "model"
 REPORT_DIR = "report"
+SERVING_DIR = "serving"  # spec.json, weights.pt (state dict), parity_images.npy
+EXPORT_DIR = "export"  # files written by `pneumobench export`
+
+# --- the Model Registry --------------------------------------------------------------------------
+CHAMPION_METRIC = "pneumobench.champion_metric"  # the leaderboard metric the champion won by
 
 # --- links between Optuna and MLflow (Optuna user attributes) ------------------------------------
 STUDY_PARENT_ATTR = "mlflow_parent_run_id"

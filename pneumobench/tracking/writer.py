@@ -260,35 +260,6 @@ def active_run_id() -> str | None:
     return run.info.run_id if run else None
 
 
-def log_pytorch_model(model: Any, image_size: int) -> None:
-    """The final model as an MLflow PyTorch model: float32 ``(N, 1, H, W)`` in [0, 1] in,
-    class probabilities out (the signature), pneumobench's code alongside."""
-    import numpy as np
-    import timm
-    import torch
-    import torchvision
-    from mlflow.models import infer_signature
-
-    import pneumobench
-
-    model = model.cpu().eval()
-    example = np.zeros((1, 1, image_size, image_size), dtype=np.float32)
-    with torch.inference_mode():
-        out = torch.softmax(model(torch.from_numpy(example)), 1).numpy()
-    mlflow.pytorch.log_model(
-        model,
-        name=S.MODEL_DIR,
-        signature=infer_signature(example, out),
-        serialization_format="pickle",  # works for every backbone; pt2 export does not
-        code_paths=[str(Path(pneumobench.__file__).parent)],
-        pip_requirements=[
-            f"torch=={torch.__version__.split('+')[0]}",
-            f"torchvision=={torchvision.__version__.split('+')[0]}",
-            f"timm=={timm.__version__}",
-        ],
-    )
-
-
 def download_artifact(run_id: str, artifact_path: str) -> Path:
     """A run's artifact in a fresh temporary folder."""
     return Path(

@@ -41,6 +41,7 @@ def run_experiment(
     # trials itself, in one line each.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     device = resolve_device(config.device)
+    config.load_plugins()  # before any model name is resolved
     plans = plan_models(config)
     _require_writable(Path(config.search.checkpoint_dir).expanduser(), "search.checkpoint_dir")
     for plan in plans:  # fail on a misspelt model before any minute of training

@@ -39,8 +39,12 @@ from pneumobench.benchmark.run.weights import StartingPoint
 from pneumobench.benchmark.search import best_trial, counted_trials, open_study
 from pneumobench.config import ExperimentConfig
 from pneumobench.data import PreparedData
+from pneumobench.registry import get_architecture
+from pneumobench.serving.bundle import PARITY_IMAGES, ModelSpec
+from pneumobench.serving.publish import publish
 from pneumobench.tracking import reader, writer
 from pneumobench.tracking import schema as S
+from pneumobench.tracking.models import registered_name
 from pneumobench.tracking.store import is_local_store
 
 
@@ -242,11 +246,41 @@ class ModelRun:
             predictions_csv=result.result.predictions_csv(ctx.data.test.keys, ctx.data.class_names),
             figures=final_model_figures(result.result, ctx.data.class_names, plan.label),
         )
-        writer.log_pytorch_model(result.model, plan.image_size)
+        self._publish(result)
         if evaluation.seeds:
             self._repeat_with_seeds(result)
         writer.mark_final_done(counted_trials(study), best.number)
         ctx.console.print(final.describe(plan.label, result, plan.objective))
+
+    def _publish(self, result: final.FinalModel) -> None:
+        """The final model as a serving bundle, a pyfunc model and a registered version."""
+        plan, ctx = self.plan, self.ctx
+        spec = ModelSpec(
+            label=plan.label,
+            registry_name=plan.registry_name,
+            class_names=list(ctx.data.class_names),
+            image_size=plan.image_size,
+            resize=ctx.config.data.resize,
+            dropout=result.protocol.dropout,
+            thresholds=dict(result.result.thresholds),
+            experiment=ctx.config.name,
+            dataset_digest=ctx.data.digest,
+            model_origin=get_architecture(plan.registry_name).origin,
+            seed=plan.seed,
+            targets=ctx.config.evaluation.operating_points.model_dump(),
+        )
+        test = ctx.data.test
+        version = publish(
+            result.model,
+            spec,
+            test.source[test.index[:PARITY_IMAGES]],
+            metrics_to_log(result.result),
+            str(writer.active_run_id()),
+        )
+        if version:
+            ctx.console.print(
+                f"  {plan.label}: registered as {registered_name(ctx.config.name)} version {version}"
+            )
 
     def _repeat_with_seeds(self, result: final.FinalModel) -> None:
         plan, ctx = self.plan, self.ctx

@@ -18,6 +18,7 @@ from pneumobench.benchmark.run.weights import ModelFacts
 from pneumobench.config import ExperimentConfig
 from pneumobench.data import PreparedData
 from pneumobench.errors import TrackingError
+from pneumobench.registry import get_architecture
 from pneumobench.tracking import reader, writer
 from pneumobench.tracking import schema as S
 from pneumobench.tracking.provenance import git_commit, library_versions
@@ -81,6 +82,7 @@ def describe_parent(
         S.STUDY: plan.study_name,
         S.MODEL: plan.registry_name,
         S.FAMILY: facts.family,
+        S.MODEL_ORIGIN: get_architecture(plan.registry_name).origin,
         S.NUM_PARAMS: str(facts.num_params),
         S.PRETRAINED_SOURCE: facts.pretrained_source,
         S.TASK: config.task,

@@ -112,7 +112,7 @@ def _verified(path: Path, remote: RemoteFile) -> bool:
 
 @contextlib.contextmanager
 def _locked(dest: Path) -> Iterator[None]:
-    with open(dest.with_name(dest.name + ".lock"), "a") as handle:
+    with open(dest.with_name(f".{dest.name}.lock"), "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -18,7 +18,7 @@ from pneumobench.data.sources.base import (
 )
 from pneumobench.errors import DataError
 
-IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".dcm"}
 LITTER_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 CLASS_FOLDERS = {"normal", "pneumonia"}
 SPLITS = ("train", "val", "test")
@@ -144,7 +144,7 @@ def _scan_class(
             continue
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             problems.append(
-                f"{path}: not an image (.jpeg/.jpg/.png); move it out of the data folder"
+                f"{path}: not an image (.jpeg/.jpg/.png/.dcm); move it out of the data folder"
             )
             continue
         rel = path.relative_to(root).as_posix()

@@ -1,0 +1,1 @@
+"""Using a final model: the bundle that rebuilds it, publishing to MLflow, predict, export."""

@@ -1,0 +1,91 @@
+"""A final model as a deployable file: ONNX (dynamic batch axis) or TorchScript, with a parity check.
+
+Both take images in [0, 1], ``(N, 1, S, S)`` float32, and return class logits (softmax them for
+probabilities); decoding and resizing are ``pneumobench.data.pixels.decode_image`` with the
+spec's ``image_size`` and ``resize``. The parity check runs the exported file (onnxruntime, or
+``torch.jit.load``) and the PyTorch model on the same real test images and compares class
+probabilities: the largest absolute difference must stay below ``PARITY_TOLERANCE``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pneumobench.errors import ModelError
+
+PARITY_TOLERANCE = 1e-4
+FORMATS = ("onnx", "torchscript")
+INPUT_NAME, OUTPUT_NAME = "images", "logits"
+
+
+def to_batch(images: np.ndarray) -> torch.Tensor:
+    """(N, S, S) uint8 -> (N, 1, S, S) float32 in [0, 1], as the model was trained."""
+    return torch.from_numpy(np.ascontiguousarray(images, np.float32)[:, None] / 255.0)
+
+
+def torchscript(model: torch.nn.Module, example: torch.Tensor, out: Path) -> Path:
+    """Trace ``model`` on ``example`` and save it (``torch.jit.load`` reads it, no pickle)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export
+        traced = torch.jit.trace(model.eval(), example)
+        traced.save(str(out))
+    return out
+
+
+def onnx(model: torch.nn.Module, example: torch.Tensor, out: Path) -> Path:
+    """Export to ONNX with a dynamic batch axis (the TorchScript-based exporter: no onnxscript)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model.eval(),
+            (example,),
+            str(out),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            dynamo=False,
+            external_data=False,
+        )
+    return out
+
+
+def export(model: torch.nn.Module, images: np.ndarray, fmt: str, out: Path) -> float:
+    """Write ``model`` as ``fmt`` to ``out`` and check it on ``images``; the largest absolute
+    probability difference. A difference at or above the tolerance is a ModelError (and the file
+    is removed)."""
+    if fmt not in FORMATS:
+        raise ModelError(f"--format {fmt}: choose {' or '.join(FORMATS)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    batch = to_batch(images)
+    model = model.cpu().eval()
+    (onnx if fmt == "onnx" else torchscript)(model, batch[:1], out)
+    difference = parity(model, out, fmt, batch)
+    if not difference < PARITY_TOLERANCE:
+        out.unlink(missing_ok=True)
+        raise ModelError(
+            f"{fmt} export of the model differs from PyTorch by {difference:.2e} in class "
+            f"probability on {len(batch)} test images (tolerance {PARITY_TOLERANCE:g}); not kept"
+        )
+    return difference
+
+
+def parity(model: torch.nn.Module, path: Path, fmt: str, batch: torch.Tensor) -> float:
+    """Largest absolute difference of class probabilities, exported file vs PyTorch (the whole
+    batch at once: the dynamic batch axis is exercised)."""
+    with torch.inference_mode():
+        expected = torch.softmax(model(batch), 1).numpy()
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        logits = session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})[0]
+        got = torch.softmax(torch.from_numpy(logits), 1).numpy()
+    else:
+        loaded = torch.jit.load(str(path), map_location="cpu")
+        with torch.inference_mode():
+            got = torch.softmax(loaded(batch), 1).numpy()
+    return float(np.abs(got - expected).max())

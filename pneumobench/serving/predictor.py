@@ -1,0 +1,137 @@
+"""Predicting new images with a final model: files and folders in, one row per image out.
+
+Images are decoded exactly as in training (``pixels.decode_image`` with the model's image size
+and resize mode), predicted in batches, and decided at the model's validation-chosen operating
+point. A file that cannot be read becomes a row with its reason; the others are predicted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pneumobench.data.pixels import decode_image
+from pneumobench.serving.bundle import ModelSpec, decide
+
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".dcm", ".dicom", ".bmp", ".tif", ".tiff"}
+
+
+@dataclass
+class Prediction:
+    """One image's result: class probabilities and the decision, or why it has none."""
+
+    path: str
+    probs: list[float] | None = None
+    prediction: str = ""
+    error: str = ""
+
+
+def image_files(paths: Iterable[Path]) -> tuple[list[Path], list[Prediction]]:
+    """Files to predict (folders searched recursively for image files; litter skipped), and a
+    row with the reason for each path that does not exist."""
+    from pneumobench.data.sources.folder import is_litter
+
+    files: list[Path] = []
+    missing: list[Prediction] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not is_litter(p) and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append(Prediction(str(path), error="no such file or folder"))
+    return files, missing
+
+
+def predict_files(
+    model: torch.nn.Module,
+    spec: ModelSpec,
+    files: list[Path],
+    *,
+    batch_size: int = 64,
+    advance: Callable[[int], None] = lambda n: None,
+) -> list[Prediction]:
+    """One Prediction per file, in order."""
+    model = model.cpu().eval()
+    out: list[Prediction] = []
+    for start in range(0, len(files), batch_size):
+        chunk = files[start : start + batch_size]
+        rows, images = [], []
+        for path in chunk:
+            row = Prediction(str(path))
+            try:
+                images.append(decode_image(path, spec.image_size, spec.resize))
+            except Exception as exc:  # PIL and pydicom raise many types for broken files
+                row.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            rows.append(row)
+        if images:
+            probs = probabilities(model, np.stack(images))
+            decisions = decide(probs, spec)
+            readable = [r for r in rows if not r.error]
+            for row, p, d in zip(readable, probs, decisions, strict=True):
+                row.probs = [float(v) for v in p]
+                row.prediction = spec.class_names[int(d)]
+        out += rows
+        advance(len(chunk))
+    return out
+
+
+def probabilities(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
+    """(N, classes) softmax probabilities of (N, S, S) uint8 images."""
+    batch = torch.from_numpy(images.astype(np.float32)[:, None] / 255.0)
+    with torch.inference_mode():
+        return torch.softmax(model(batch).float(), 1).numpy().astype(np.float64)
+
+
+def to_csv(rows: list[Prediction], spec: ModelSpec) -> str:
+    """``path, prediction, pneumonia_score, threshold, operating_point, p_<class>..., error``."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["path", "prediction", "pneumonia_score", "threshold", "operating_point"]
+        + [f"p_{c}" for c in spec.class_names]
+        + ["error"]
+    )
+    for row in rows:
+        probs = row.probs or []
+        score = f"{1.0 - probs[0]:.6f}" if probs else ""
+        writer.writerow(
+            [row.path, row.prediction, score, f"{spec.threshold:.6f}", spec.decision_point]
+            + ([f"{v:.6f}" for v in probs] if probs else [""] * len(spec.class_names))
+            + [row.error]
+        )
+    return out.getvalue()
+
+
+def to_json(rows: list[Prediction], spec: ModelSpec, model: dict[str, str]) -> str:
+    """The rows and what produced them (model, run, threshold, operating point)."""
+    payload = {
+        "model": model,
+        "operating_point": spec.decision_point,
+        "threshold": spec.threshold,
+        "class_names": spec.class_names,
+        "predictions": [
+            {
+                "path": r.path,
+                "prediction": r.prediction or None,
+                "pneumonia_score": (1.0 - r.probs[0]) if r.probs else None,
+                "probabilities": dict(zip(spec.class_names, r.probs, strict=True))
+                if r.probs
+                else None,
+                "error": r.error or None,
+            }
+            for r in rows
+        ],
+    }
+    return json.dumps(payload, indent=2)

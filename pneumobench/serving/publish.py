@@ -1,0 +1,58 @@
+"""After a final evaluation: the model as a bundle, a pyfunc model and a registered version."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pneumobench.serving import export
+from pneumobench.serving.bundle import PARITY_IMAGES, ModelSpec, write_bundle
+from pneumobench.tracking import models as tracked
+from pneumobench.tracking import schema as S
+
+# test metrics copied onto the registered version (what the Models page shows)
+VERSION_METRICS = (
+    "test_at_spec_recall",
+    "test_at_sens_specificity",
+    "test_at_f1_f1",
+    "test_at_acc_accuracy",
+    "test_roc_auc",
+    "test_pr_auc",
+)
+
+
+def publish(
+    model: torch.nn.Module,
+    spec: ModelSpec,
+    test_images: np.ndarray,
+    metrics: dict[str, float],
+    run_id: str,
+) -> str | None:
+    """Log the serving bundle and the pyfunc model to the active run and register it; the
+    registered version (None where the store has no Model Registry)."""
+    model = model.cpu().eval()
+    sample = np.asarray(test_images[:PARITY_IMAGES], dtype=np.uint8)
+    with tempfile.TemporaryDirectory(prefix="pneumobench-serving-") as tmp:
+        bundle = write_bundle(Path(tmp) / "bundle", model, spec, sample)
+        traced = export.torchscript(model, export.to_batch(sample[:1]), Path(tmp) / "model.pt")
+        tags = {
+            S.LABEL: spec.label,
+            "run_id": run_id,
+            S.DATASET_DIGEST: spec.dataset_digest,
+            "threshold": f"{spec.threshold:.6f}",
+            "operating_point": spec.decision_point,
+            S.MODEL: spec.registry_name,
+        }
+        tags.update({k: f"{metrics[k]:.4f}" for k in VERSION_METRICS if k in metrics})
+        return tracked.log_serving(bundle, traced, spec.experiment, tags, _png(sample[0]))
+
+
+def _png(image: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(image, mode="L").save(out, format="PNG")
+    return out.getvalue()
