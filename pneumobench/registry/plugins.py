@@ -45,7 +45,12 @@ def current_origin() -> str | None:
 
 
 def load_plugins(specs: list[str], base: Path | None = None) -> list[str]:
-    """Import each plugin of a config's ``plugins:`` (files relative to ``base``); their origins."""
+    """Import each plugin of a config's ``plugins:`` (files relative to ``base``); their origins.
+    Installed plugin packages (entry points) are loaded first, new ones included."""
+    from pneumobench.registry import core
+
+    core.ensure_builtins()
+    load_entry_points()
     origins = []
     for i, spec in enumerate(specs):
         where = f"plugins[{i}] ({spec})"
