@@ -229,11 +229,20 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     )
     console.print(rich_table(rows, "recall", f"{config.name} leaderboard"))
     promote_command.promote_champion(config.name, config.tracking.uri, rows, "recall", console)
-    console.print(_next_steps(args.config, config.tracking.uri, config.search.storage, outcomes))
+    console.print(
+        _next_steps(args.config, config.name, config.tracking.uri, config.search.storage, outcomes)
+    )
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
-def _next_steps(config_path: Path, uri: str, storage: str, outcomes: list) -> object:
+def mlflow_experiment_id(name: str, uri: str) -> str:
+    """The id of experiment ``name`` in ``uri``."""
+    from pneumobench.tracking.store import client, find_experiment
+
+    return str(find_experiment(client(uri), name, uri).experiment_id)
+
+
+def _next_steps(config_path: Path, name: str, uri: str, storage: str, outcomes: list) -> object:
     """What happened to each model, and where to look next."""
     from rich.table import Table
 
@@ -246,9 +255,17 @@ def _next_steps(config_path: Path, uri: str, storage: str, outcomes: list) -> ob
             "failed": f"[red]failed[/]: {o.message}",
         }.get(o.status, o.status)
         table.add_row(f"[bold]{o.label}[/]", text)
-    ui = f"open {uri}" if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}"
+    from pneumobench.tracking.models import registered_name
+    from pneumobench.tracking.ui import LOCAL_UI, model_url, runs_url
+
+    experiment_id = mlflow_experiment_id(name, uri)
+    base = uri.rstrip("/") if uri.startswith("http") else LOCAL_UI
     table.add_row("", "")
-    table.add_row("compare runs", f"[bold]{ui}[/]")
+    if not uri.startswith("http"):
+        table.add_row("MLflow UI", f"[bold]mlflow ui --backend-store-uri {uri}[/], then open")
+    table.add_row("compare runs", f"[bold]{runs_url(experiment_id, base)}[/]")
+    table.add_row("champion", f"[bold]{model_url(registered_name(name), base)}[/]")
+    table.add_row("predict", "[bold]pneumobench predict FOLDER --out predictions.csv[/]")
     table.add_row("rank", f"[bold]pneumobench leaderboard --config {config_path} --metric f1[/]")
     table.add_row("report", f"[bold]pneumobench report --config {config_path} --out report.html[/]")
     table.add_row("studies", f"[bold]optuna-dashboard {storage}[/] (pip install optuna-dashboard)")

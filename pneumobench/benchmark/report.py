@@ -97,12 +97,28 @@ def build_report(
     curves = _validation_curves(store, runs)
     if curves is not None:
         report.figures.append(curves)
-    if storage:
-        for label, run in runs.items():
-            report.figures.extend(_study_figures(label, run, storage, report.notes))
-    else:
-        report.notes.append("no Optuna storage given: optimization histories left out")
+    for label, run in runs.items():
+        where = storage or _logged_storage(run, report.notes)
+        if where:
+            report.figures.extend(_study_figures(label, run, where, report.notes))
     return report
+
+
+def _logged_storage(run: Any, notes: list[str]) -> str | None:
+    """The Optuna storage a model's run recorded (``--storage`` overrides it); None, with a
+    note, when it cannot be opened from here (a SQLite file elsewhere, a redacted password)."""
+    url = run.data.tags.get(S.OPTUNA_STORAGE)
+    label = run.data.tags.get(S.LABEL, run.info.run_name)
+    if not url:
+        notes.append(f"{label}: no Optuna storage recorded; pass --storage for its history")
+        return None
+    if "***" in url:
+        notes.append(f"{label}: its storage {url} needs a password: pass --storage")
+        return None
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        notes.append(f"{label}: its storage {url} is not on this machine: pass --storage")
+        return None
+    return url
 
 
 # --- sections ---------------------------------------------------------------------------------

@@ -41,3 +41,14 @@ def library_versions() -> str:
     return ", ".join(
         [f"python {platform.python_version()}", *(f"{n} {version(n)}" for n in VERSIONED_LIBRARIES)]
     )
+
+
+def redacted_url(url: str) -> str:
+    """A database URL without its password (``postgresql://user:***@host/db``): safe to log."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a database URL: nothing to hide
+        return url
+    return parsed.render_as_string(hide_password=True)

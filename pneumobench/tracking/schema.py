@@ -53,12 +53,15 @@ TASK = "task"
 IMAGE_SIZE = "image_size"
 DATA_SOURCE = "data_source"
 DATASET_DIGEST = "dataset_digest"
+DATASET_DIGEST_CHARS = 16  # of the digest, as MLflow dataset inputs carry it (36 at most)
+DATA_PATH = "data_path"
 SEED = "seed"
 DEVICE = "device"
 GIT_COMMIT = "git_commit"
 VERSION = "pneumobench_version"
 VERSIONS = "versions"
 CLASS_NAMES = "class_names"
+OPTUNA_STORAGE = "pneumobench.optuna_storage"  # the study's storage URL, password redacted
 MODEL_ORIGIN = "model_origin"  # the registry entry's origin: pneumobench, or the plugin's file
 PROVENANCE_TAGS = (VERSIONS, DEVICE, GIT_COMMIT, VERSION, DATASET_DIGEST, SEED, TASK)
 

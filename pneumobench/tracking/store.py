@@ -52,6 +52,9 @@ def open_experiment(name: str, uri: str, artifact_location: str | None = None) -
     with initializing(uri):  # two runs in a fresh folder would race on the tables' creation
         experiment_id = _ensure_experiment(name, uri, artifact_location)
     mlflow.set_experiment(experiment_id=experiment_id)
+    from pneumobench.tracking.ui import install_view
+
+    install_view(experiment_id)
     return experiment_id
 
 

@@ -21,7 +21,7 @@ from pneumobench.errors import TrackingError
 from pneumobench.registry import get_architecture
 from pneumobench.tracking import reader, writer
 from pneumobench.tracking import schema as S
-from pneumobench.tracking.provenance import git_commit, library_versions
+from pneumobench.tracking.provenance import git_commit, library_versions, redacted_url
 
 
 def agree_on_parent(
@@ -88,6 +88,7 @@ def describe_parent(
         S.TASK: config.task,
         S.IMAGE_SIZE: str(plan.image_size),
         S.DATA_SOURCE: config.data.source,
+        S.DATA_PATH: str(data.root),
         S.DATASET_DIGEST: data.digest,
         S.SEED: str(plan.seed),
         S.DEVICE: str(device),
@@ -95,6 +96,7 @@ def describe_parent(
         S.VERSION: __version__,
         S.VERSIONS: library_versions(),
         S.CLASS_NAMES: ",".join(data.class_names),
+        S.OPTUNA_STORAGE: redacted_url(config.search.storage),
     }
     params: dict[str, Any] = {f"protocol.{k}": v for k, v in plan.protocol.model_dump().items()}
     params.update(
@@ -115,4 +117,5 @@ def describe_parent(
     )
     params.update({f"{S.DATA_PARAM_PREFIX}{k}": v for k, v in data.summary().items()})
     leaks_csv = data.leaks.to_csv() if data.leaks.found else None
-    writer.describe_model_run(tags, params, data.split_csv(), data.skipped, leaks_csv)
+    datasets = {name: len(split) for name, split in data.splits().items()}
+    writer.describe_model_run(tags, params, data.split_csv(), data.skipped, leaks_csv, datasets)
