@@ -247,6 +247,8 @@ def _next_steps(config_path: Path, name: str, uri: str, storage: str, outcomes: 
     from rich.table import Table
 
     table = Table(title="done", show_header=False, box=None, padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # links are printed whole, never cut with an ellipsis
     for o in outcomes:
         text = {
             "evaluated": "searched, evaluated once on test",
@@ -262,9 +264,9 @@ def _next_steps(config_path: Path, name: str, uri: str, storage: str, outcomes: 
     base = uri.rstrip("/") if uri.startswith("http") else LOCAL_UI
     table.add_row("", "")
     if not uri.startswith("http"):
-        table.add_row("MLflow UI", f"[bold]mlflow ui --backend-store-uri {uri}[/], then open")
-    table.add_row("compare runs", f"[bold]{runs_url(experiment_id, base)}[/]")
-    table.add_row("champion", f"[bold]{model_url(registered_name(name), base)}[/]")
+        table.add_row("MLflow UI", f"[bold]mlflow ui --backend-store-uri {uri}[/], then open:")
+    table.add_row("compare runs", runs_url(experiment_id, base))
+    table.add_row("champion", model_url(registered_name(name), base))
     table.add_row("predict", "[bold]pneumobench predict FOLDER --out predictions.csv[/]")
     table.add_row("rank", f"[bold]pneumobench leaderboard --config {config_path} --metric f1[/]")
     table.add_row("report", f"[bold]pneumobench report --config {config_path} --out report.html[/]")

@@ -81,3 +81,15 @@ def test_every_trial_starts_from_the_same_weights_and_other_seeds_redraw_scratch
     assert torch.equal(first, weights(start.build(0.1, seed=start.plan.seed)))
     assert not torch.equal(first, weights(start.build(0.1, seed=start.plan.seed + 1)))
     assert not start.facts.pretrained and start.facts.num_params > 0
+
+
+def test_pixels_module_is_standalone() -> None:
+    """pixels.py ships with every pyfunc model and runs where pneumobench is not installed."""
+    imports = _imports(PACKAGE / "data" / "pixels.py")
+    assert "pneumobench" not in imports
+    assert imports <= {"__future__", "io", "pathlib", "numpy", "PIL", "pydicom"}
+
+
+def test_the_pyfunc_model_code_needs_no_pneumobench() -> None:
+    imports = _imports(PACKAGE / "tracking" / "pyfunc_model.py")
+    assert "pneumobench" not in imports

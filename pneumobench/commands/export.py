@@ -36,7 +36,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     console.print(
         f"[bold]{args.out}[/]: {spec.label} ({chosen.chosen}) as {args.format}; input 'images' "
         f"(N, 1, {spec.image_size}, {spec.image_size}) float32 in [0, 1], output class logits "
-        f"({', '.join(spec.class_names)}); pneumonia when 1 - softmax[normal] >= "
+        f"({', '.join(spec.class_names)}); pneumonia when 1 - P(normal) >= "
         f"{spec.threshold:.4f} (the '{spec.decision_point}' operating point, chosen on validation)"
     )
     console.print(

@@ -63,7 +63,10 @@ def log_serving(
             artifacts={"model": str(torchscript), "spec": str(bundle / "spec.json")},
             code_paths=[str(pixels)],
             # a binary column: `mlflow models serve` base64-decodes it (send dataframe_split)
-            signature=ModelSignature(inputs=Schema([ColSpec(DataType.binary, "image")])),
+            signature=ModelSignature(
+                inputs=Schema([ColSpec(DataType.binary, "image")]),
+                outputs=_output_schema(bundle),
+            ),
             input_example=pandas.DataFrame({"image": [example_image]}),
             pip_requirements=[  # stated, not inferred (inference imports the model: slow)
                 f"mlflow=={mlflow.__version__}",
@@ -82,6 +85,19 @@ def log_serving(
     for key, value in version_tags.items():
         client.set_model_version_tag(version.name, version.version, key, value)
     return str(version.version)
+
+
+def _output_schema(bundle: Path):
+    """p_<class> per class, the score, the threshold, the decision and the error text."""
+    import json
+
+    from mlflow.types import ColSpec, DataType, Schema
+
+    names = json.loads((bundle / "spec.json").read_text())["class_names"]
+    columns = [ColSpec(DataType.double, f"p_{c}") for c in names]
+    columns += [ColSpec(DataType.double, "pneumonia_score"), ColSpec(DataType.double, "threshold")]
+    columns += [ColSpec(DataType.string, "prediction"), ColSpec(DataType.string, "error")]
+    return Schema(columns)
 
 
 def _warn_unregistered(exc: MlflowException) -> None:
