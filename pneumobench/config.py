@@ -154,6 +154,24 @@ class ProtocolConfig(StrictModel):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     batch_size: int = Field(64, ge=1)
     scheduler: Literal["cosine", "none"] = "cosine"
+    warmup_epochs: int = Field(
+        0, ge=0, description="epochs of linear LR warmup (from 10% of lr) before the schedule"
+    )
+    ema_decay: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="exponential moving average of the weights (timm ModelEmaV3), e.g. 0.99; 0 "
+        "is off. When on, validation, checkpoints and the test evaluation use the EMA weights",
+    )
+    layer_decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="layer-wise LR decay for pretrained timm backbones (timm "
+        "param_groups_layer_decay): layer i of n trains at lr * backbone_lr_mult * "
+        "layer_decay^(n-1-i); 1 is off",
+    )
     eval_batch_size: int = Field(512, ge=1)
 
 
@@ -372,6 +390,17 @@ class OperatingPointsConfig(StrictModel):
     )
 
 
+class EnsembleConfig(StrictModel):
+    """Soft-vote ensembles evaluated as leaderboard rows (``evaluation.ensemble``)."""
+
+    top_k: int = Field(
+        0,
+        ge=0,
+        description="average the class probabilities of the k final models with the best "
+        "validation ROC AUC (0: no ensemble); its thresholds are chosen on validation",
+    )
+
+
 class EvaluationConfig(StrictModel):
     """How the final models are judged on test (hyperparameters never see any of this)."""
 
@@ -386,6 +415,12 @@ class EvaluationConfig(StrictModel):
         default_factory=list,
         description="retrain the best hyperparameters with these seeds: mean +/- std on test",
     )
+    tta: Literal["none", "hflip"] = Field(
+        "none",
+        description="test-time augmentation of every final model alike (validation and test): "
+        "hflip averages each image's and its mirror image's probabilities",
+    )
+    ensemble: EnsembleConfig = Field(default_factory=lambda: EnsembleConfig())
 
 
 def check_store_url(url: str, schemes: tuple[str, ...], what: str) -> str:

@@ -41,6 +41,7 @@ class HeldOutResult:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     ece: float = math.nan
     reliability: list[tuple[float, float, int]] = field(default_factory=list)
+    val_probs: np.ndarray | None = None  # the validation predictions the thresholds come from
 
     def all_metrics(self) -> dict[str, float]:
         """Argmax and operating-point metrics together (names without the test_ prefix)."""
@@ -48,16 +49,24 @@ class HeldOutResult:
 
     def predictions_csv(self, keys: list[str], class_names: tuple[str, ...]) -> str:
         """``path, patient, y_true, y_pred, p_<class>...``: one row per test image."""
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["path", "patient", "y_true", "y_pred", *[f"p_{c}" for c in class_names]])
-        patients = self.patients or keys
-        y_pred = self.probs.argmax(1)
-        for key, patient, t, p, row in zip(
-            keys, patients, self.y_true, y_pred, self.probs, strict=True
-        ):
-            writer.writerow([key, patient, int(t), int(p), *[f"{v:.6f}" for v in row]])
-        return out.getvalue()
+        return predictions_csv(keys, self.patients or keys, self.y_true, self.probs, class_names)
+
+
+def predictions_csv(
+    keys: list[str],
+    patients: list[str],
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    class_names: tuple[str, ...],
+) -> str:
+    """``path, patient, y_true, y_pred, p_<class>...``: one row per image (test or validation)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["path", "patient", "y_true", "y_pred", *[f"p_{c}" for c in class_names]])
+    y_pred = probs.argmax(1)
+    for key, patient, t, p, row in zip(keys, patients, y_true, y_pred, probs, strict=True):
+        writer.writerow([key, patient, int(t), int(p), *[f"{v:.6f}" for v in row]])
+    return out.getvalue()
 
 
 def evaluate_test(
@@ -72,12 +81,28 @@ def evaluate_test(
 
     Thresholds are chosen on VALIDATION predictions (``operating_points``), then applied
     unchanged to test. Intervals resample test patients (images where no patient ids exist).
+    With ``evaluation.tta`` the predictions of validation and test alike are test-time augmented.
     """
     evaluation = evaluation or EvaluationConfig()
-    probs, _ = predict(model, BatchFeeder(data.test, device), batch_size, device)
+    tta = evaluation.tta
+    probs, _ = predict(model, BatchFeeder(data.test, device), batch_size, device, tta=tta)
+    val_probs, _ = predict(model, BatchFeeder(data.val, device), batch_size, device, tta=tta)
+    return evaluate_probabilities(probs, val_probs, data, evaluation, seed)
+
+
+def evaluate_probabilities(
+    probs: np.ndarray,
+    val_probs: np.ndarray,
+    data: PreparedData,
+    evaluation: EvaluationConfig,
+    seed: int = 0,
+) -> HeldOutResult:
+    """Every number of a final evaluation from test and validation class probabilities (one
+    model's, or an ensemble's mean): thresholds from validation, metrics and intervals on test."""
     y = data.test.labels
     patients = list(data.test.patients) if data.has_patient_ids else None
     result = HeldOutResult(classification_metrics(y, probs, data.class_names), probs, y, patients)
+    result.val_probs = val_probs
     result.intervals = bootstrap_intervals(
         y,
         probs,
@@ -87,7 +112,6 @@ def evaluate_test(
         class_names=data.class_names,
         groups=patients,
     )
-    val_probs, _ = predict(model, BatchFeeder(data.val, device), batch_size, device)
     targets = evaluation.operating_points
     result.thresholds = choose_thresholds(
         data.val.labels, val_probs, targets.sensitivity, targets.specificity
@@ -121,3 +145,13 @@ def metrics_to_log(result: HeldOutResult) -> dict[str, float]:
         out[low_name], out[high_name] = low, high
     out[S.TEST_ECE] = result.ece
     return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(v)}
+
+
+def validation_csv(result: HeldOutResult, data: PreparedData) -> str | None:
+    """The validation predictions of a final evaluation as CSV (None if not kept)."""
+    if result.val_probs is None:
+        return None
+    val = data.val
+    return predictions_csv(
+        val.keys, list(val.patients), val.labels, result.val_probs, data.class_names
+    )

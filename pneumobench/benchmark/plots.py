@@ -166,3 +166,66 @@ def training_curves(series: dict[str, dict[str, Any]]) -> Any:
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+CELLS = (("TP", True, True), ("FP", False, True), ("FN", True, False), ("TN", False, False))
+
+
+def saliency_rows(panel: dict[str, Any], per_cell: int = 2) -> list[tuple[str, int]]:
+    """(cell, panel position) of up to ``per_cell`` images per confusion cell of ``panel``'s
+    model (true / false positives / negatives of pneumonia at its operating point)."""
+    sick = np.asarray(panel["labels"]) != 0
+    said = np.asarray(panel["decisions"]) != 0
+    rows = []
+    for cell, truth, decision in CELLS:
+        hits = np.flatnonzero((sick == truth) & (said == decision))[:per_cell]
+        rows += [(cell, int(i)) for i in hits]
+    return rows
+
+
+def saliency_figure(
+    panels: dict[str, dict[str, Any]],
+    reference: str,
+    rows: list[tuple[str, int]] | None = None,
+    title: str | None = None,
+) -> Any:
+    """Grad-CAM overlays, models side by side (columns) on the same test images (rows). Rows
+    default to the reference model's confusion cells; each overlay is titled with that model's
+    P(pneumonia) and a tick or cross for its decision."""
+    import matplotlib.pyplot as plt
+
+    from pneumobench.benchmark.saliency import overlay
+
+    ref = panels[reference]
+    rows = rows if rows is not None else saliency_rows(ref)
+    labels = list(panels)
+    fig, axes = plt.subplots(
+        max(len(rows), 1),
+        len(labels) + 1,
+        figsize=(1.9 * (len(labels) + 1), 2.0 * max(len(rows), 1)),
+        squeeze=False,
+    )
+    for r, (cell, i) in enumerate(rows):
+        truth = "pneumonia" if ref["labels"][i] != 0 else "normal"
+        axes[r, 0].imshow(ref["images"][i], cmap="gray", vmin=0, vmax=255)
+        axes[r, 0].set_title(f"{cell}: {truth}", fontsize=8)
+        for c, label in enumerate(labels, start=1):
+            panel = panels[label]
+            score = 1.0 - float(panel["probs"][i][0])
+            right = (panel["decisions"][i] != 0) == (panel["labels"][i] != 0)
+            axes[r, c].imshow(overlay(panel["images"][i], panel["cams"][i].astype(np.float32)))
+            mark = "\u2713" if right else "\u2717"
+            axes[r, c].set_title(f"{label}\nP={score:.2f} {mark}", fontsize=7)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle(title or f"Grad-CAM, rows: {reference}'s confusion cells", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def disagreement_rows(panels: dict[str, dict[str, Any]], n: int = 4) -> list[tuple[str, int]]:
+    """The panel images on which the models' P(pneumonia) differ most (standard deviation)."""
+    scores = np.array([1.0 - np.asarray(p["probs"], dtype=float)[:, 0] for p in panels.values()])
+    spread = scores.std(axis=0)
+    order = np.argsort(-spread, kind="stable")[:n]
+    return [(f"sd {spread[i]:.2f}", int(i)) for i in order]

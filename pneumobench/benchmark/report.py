@@ -94,6 +94,7 @@ def build_report(
     if predictions:
         report.figures.append(_roc_pr(predictions, class_names))
         report.figures.append(_confusion_grid(predictions, class_names))
+    report.figures.extend(_saliency(store, runs, evaluated, report.notes))
     curves = _validation_curves(store, runs)
     if curves is not None:
         report.figures.append(curves)
@@ -220,6 +221,47 @@ def _confusion_grid(predictions: dict, class_names: list[str]) -> Figure:
         "Confusion matrices, test set (threshold: argmax)",
         plots.png(plots.confusion_grid(panels, class_names)),
     )
+
+
+def _saliency(store: Any, runs: dict[str, Any], evaluated: list, notes: list[str]) -> list[Figure]:
+    """The Grad-CAM grid (the champion's confusion cells, every model side by side) and the
+    panel images the models disagree on most."""
+    panels = {}
+    for row in evaluated:
+        if row.get("family") == "ensemble":
+            continue
+        panel = reader.read_saliency_panel(store, row["run_id"])
+        if panel is None:
+            notes.append(f"{row['model']}: no saliency panel logged (evaluated before it existed)")
+            continue
+        panels[row["model"]] = panel
+    if not panels:
+        return []
+    reference = next(iter(panels))  # the best-ranked single model
+    n = len(panels[reference]["rows"])
+    grid = Figure(
+        "saliency",
+        f"Grad-CAM: where each model looks (rows: {reference}'s true / false positives / "
+        "negatives)",
+        plots.png(plots.saliency_figure(panels, reference)),
+        f"The same test images for every model (a panel of {n} drawn with the experiment's seed, "
+        "stratified by class). Each map explains the model's own decision at its operating "
+        "point; titles give its P(pneumonia) and whether that decision was right.",
+    )
+    disagreement = Figure(
+        "saliency_disagreement",
+        "Grad-CAM on the panel images the models disagree on most",
+        plots.png(
+            plots.saliency_figure(
+                panels,
+                reference,
+                plots.disagreement_rows(panels),
+                "Largest spread of P(pneumonia) across models",
+            )
+        ),
+        "Rows: the panel images with the largest standard deviation of P(pneumonia) across models.",
+    )
+    return [grid, disagreement]
 
 
 def _validation_curves(store: Any, runs: dict[str, Any]) -> Figure | None:

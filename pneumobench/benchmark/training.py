@@ -2,8 +2,14 @@
 
 New head; pretrained backbone frozen for ``freeze_epochs`` (its BatchNorm statistics too), then
 everything trained with the backbone at ``lr * backbone_lr_mult``; class-weighted cross-entropy;
-cosine schedule; early stopping on the validation objective with the best weights restored.
-Models trained from scratch have nothing to protect: they train all layers at ``lr`` from epoch 1.
+cosine schedule (after ``warmup_epochs`` of linear warmup); early stopping on the validation
+objective with the best weights restored. Models trained from scratch have nothing to protect:
+they train all layers at ``lr`` from epoch 1.
+
+Options of the same protocol (config keys, searchable): ``ema_decay`` keeps an exponential moving
+average of the weights (timm's ``ModelEmaV3``) which is then what is validated, kept and tested;
+``layer_decay`` lowers the LR of a pretrained timm backbone's early layers (timm's
+``param_groups_layer_decay``).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,7 +92,8 @@ def fit(
         metrics = _train_and_validate(model, t, data, protocol, device, epoch)
         history.append({"epoch": epoch, **metrics})
         if best is None or is_better(metrics[objective], best.best_score, direction):
-            state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            kept = t.ema.module if t.ema is not None else model  # what was validated
+            state = {k: v.detach().to("cpu", copy=True) for k, v in kept.state_dict().items()}
             best, stale = FitResult(epoch, metrics[objective], state_dict=state), 0
         else:
             stale += 1
@@ -112,6 +120,7 @@ class _Training:
     scaler: torch.amp.GradScaler
     generator: torch.Generator
     freeze_epochs: int  # 0 for a model trained from scratch: nothing to protect
+    ema: Any = None  # timm ModelEmaV3 when protocol.ema_decay > 0
 
     @classmethod
     def start(
@@ -131,6 +140,11 @@ class _Training:
             model.to(memory_format=torch.channels_last)
         pretrained = bool(getattr(model, "is_pretrained", False))
         optimizer = _optimizer(model, protocol, pretrained)
+        ema = None
+        if protocol.ema_decay > 0:
+            from timm.utils import ModelEmaV3
+
+            ema = ModelEmaV3(model, decay=protocol.ema_decay)
         return cls(
             train=BatchFeeder(data.train, device, augment),
             val=BatchFeeder(data.val, device),
@@ -140,6 +154,7 @@ class _Training:
             scaler=torch.amp.GradScaler("cuda", enabled=autocast_dtype(device) == torch.float16),
             generator=generator,
             freeze_epochs=protocol.freeze_epochs if pretrained else 0,
+            ema=ema,
         )
 
 
@@ -157,7 +172,15 @@ def _train_and_validate(
     _set_backbone_trainable(model, not frozen)
     started = time.perf_counter()
     train_loss = train_one_epoch(
-        model, t.train, t.optimizer, t.criterion, t.scaler, protocol.batch_size, t.generator, device
+        model,
+        t.train,
+        t.optimizer,
+        t.criterion,
+        t.scaler,
+        protocol.batch_size,
+        t.generator,
+        device,
+        ema=t.ema,
     )
     seconds = time.perf_counter() - started
     if not math.isfinite(train_loss):
@@ -165,7 +188,8 @@ def _train_and_validate(
     lr = t.optimizer.param_groups[0]["lr"]
     if t.scheduler is not None:
         t.scheduler.step()
-    probs, val_loss = predict(model, t.val, protocol.eval_batch_size, device)
+    validated = t.ema.module if t.ema is not None else model
+    probs, val_loss = predict(validated, t.val, protocol.eval_batch_size, device)
     metrics = validation_metrics(data.val.labels, probs, data.class_names, val_loss)
     metrics.update(
         train_loss=train_loss,
@@ -192,11 +216,21 @@ def _criterion(protocol: ProtocolConfig, data: PreparedData, device: torch.devic
 def _scheduler(
     optimizer: torch.optim.Optimizer, protocol: ProtocolConfig
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
-    if protocol.scheduler != "cosine":
-        return None
-    return torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=protocol.max_epochs, eta_min=protocol.lr * 0.01
+    """Per epoch: ``warmup_epochs`` linear from 10% of each group's lr, then cosine to 1%."""
+    warmup = min(protocol.warmup_epochs, protocol.max_epochs - 1)
+    main: torch.optim.lr_scheduler.LRScheduler | None = None
+    if protocol.scheduler == "cosine":
+        main = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(protocol.max_epochs - warmup, 1), eta_min=protocol.lr * 0.01
+        )
+    if warmup <= 0:
+        return main
+    ramp = torch.optim.lr_scheduler.LinearLR(
+        optimizer, start_factor=0.1, end_factor=1.0, total_iters=warmup
     )
+    if main is None:
+        return ramp
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
 
 
 def train_one_epoch(
@@ -208,13 +242,17 @@ def train_one_epoch(
     batch_size: int,
     generator: torch.Generator,
     device: torch.device,
+    ema: Any = None,
 ) -> float:
-    """The hot loop: no per-step host sync; the mean loss is read once at the end."""
+    """The hot loop: no per-step host sync; the mean loss is read once at the end. ``ema``
+    (timm ModelEmaV3) is updated after every optimizer step."""
     loss_sum = torch.zeros((), device=device)
     for x, y in train.batches(batch_size, shuffle=True, generator=generator):
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         loss = train_step(model, x, y, optimizer, criterion, scaler, device)
+        if ema is not None:
+            ema.update(model)
         loss_sum += loss.detach() * len(y)
     return float(loss_sum) / len(train)
 
@@ -240,9 +278,16 @@ def train_step(
 
 @torch.inference_mode()
 def predict(
-    model: nn.Module, feeder: BatchFeeder, batch_size: int, device: torch.device
+    model: nn.Module,
+    feeder: BatchFeeder,
+    batch_size: int,
+    device: torch.device,
+    tta: str = "none",
 ) -> tuple[np.ndarray, float]:
-    """Class probabilities for a whole split (large batches, inference mode) and the mean loss."""
+    """Class probabilities for a whole split (large batches, inference mode) and the mean loss.
+
+    ``tta="hflip"``: the mean of the probabilities of each image and its mirror image
+    (test-time augmentation; the loss stays the plain images')."""
     model.eval()
     chunks, loss_sum = [], torch.zeros((), device=device)
     for x, y in feeder.batches(batch_size):
@@ -250,8 +295,12 @@ def predict(
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device):
             logits = model(x).float()
+            mirrored = model(torch.flip(x, dims=[3])).float() if tta == "hflip" else None
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
-        chunks.append(torch.softmax(logits, 1))
+        probs = torch.softmax(logits, 1)
+        if mirrored is not None:
+            probs = (probs + torch.softmax(mirrored, 1)) / 2
+        chunks.append(probs)
     model.train()
     probs = torch.cat(chunks).cpu().numpy().astype(np.float64)
     return probs, float(loss_sum) / max(len(feeder), 1)
@@ -261,17 +310,34 @@ def _optimizer(
     model: nn.Module, protocol: ProtocolConfig, pretrained: bool
 ) -> torch.optim.Optimizer:
     head = list(model.head_parameters())
-    backbone = list(model.backbone_parameters())
     backbone_lr = protocol.lr * (protocol.backbone_lr_mult if pretrained else 1.0)
-    groups = [
-        {"params": head, "lr": protocol.lr},
-        {"params": backbone, "lr": backbone_lr},
-    ]
+    groups = [{"params": head, "lr": protocol.lr}]
+    groups += _backbone_groups(model, backbone_lr, protocol, pretrained)
     if protocol.optimizer == "sgd":
         return torch.optim.SGD(
             groups, momentum=protocol.momentum, weight_decay=protocol.weight_decay, nesterov=True
         )
     return torch.optim.AdamW(groups, weight_decay=protocol.weight_decay)
+
+
+def _backbone_groups(
+    model: nn.Module, backbone_lr: float, protocol: ProtocolConfig, pretrained: bool
+) -> list[dict[str, Any]]:
+    """The backbone's parameter groups: one at ``backbone_lr``, or with ``layer_decay`` < 1 on a
+    pretrained backbone, timm's layer groups at ``backbone_lr * scale`` (deepest layer 1)."""
+    if protocol.layer_decay >= 1.0 or not pretrained:
+        return [{"params": list(model.backbone_parameters()), "lr": backbone_lr}]
+    from timm.optim import param_groups_layer_decay
+
+    groups = param_groups_layer_decay(
+        model.backbone,
+        weight_decay=protocol.weight_decay,
+        layer_decay=protocol.layer_decay,
+        weight_decay_exclude_1d=False,  # the same weight decay as without layer decay
+    )
+    for group in groups:
+        group["lr"] = backbone_lr * group.pop("lr_scale")
+    return groups
 
 
 def _set_backbone_trainable(model: nn.Module, trainable: bool) -> None:

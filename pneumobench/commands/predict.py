@@ -31,6 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "the default, as the leaderboard's recall), sens (the sensitivity target), f1, acc",
     )
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="also write a Grad-CAM overlay per image (explaining its decision) into a folder "
+        "beside --out (<out>-saliency/), or ./saliency/",
+    )
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
@@ -66,6 +72,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
             files,
             batch_size=args.batch_size,
             advance=lambda n: progress.advance(task, n),
+            explain=_explain_folder(args) if args.explain else None,
         )
     rows += missing
     meta = {"label": spec.label, "run_id": chosen.run_id, "chosen": chosen.chosen}
@@ -86,3 +93,10 @@ def main(args: argparse.Namespace, console: Console) -> int:
     for row in failed:
         err.print(f"  [yellow]not predicted[/]: {row.path}: {row.error}")
     return 1 if failed else 0
+
+
+def _explain_folder(args: argparse.Namespace) -> Path:
+    """Where --explain writes its overlays: beside --out, else ./saliency."""
+    if args.out:
+        return args.out.with_name(f"{args.out.stem}-saliency")
+    return Path("saliency")

@@ -40,7 +40,13 @@ def promote_champion(name: str, uri: str, rows: list, metric: str, console: Cons
     if not evaluated:
         console.print(f"[yellow]no evaluated model in {name}: no champion to promote[/]")
         return 1
-    top = evaluated[0]
+    singles = [r for r in evaluated if r.get("family") != "ensemble"]
+    top = singles[0] if singles else evaluated[0]
+    if top is not evaluated[0]:
+        console.print(
+            f"the top row by {metric}, {evaluated[0]['model']}, is an ensemble (not one registered "
+            f"model): the champion alias goes to the best single model, {top['model']}"
+        )
     tracked.connect(uri)
     previous, new = tracked.set_champion(name, top["run_id"], metric)
     registered = tracked.registered_name(name)

@@ -31,6 +31,7 @@ class Prediction:
     probs: list[float] | None = None
     prediction: str = ""
     error: str = ""
+    saliency: str = ""  # the Grad-CAM overlay written for it (predict --explain)
 
 
 def image_files(paths: Iterable[Path]) -> tuple[list[Path], list[Prediction]]:
@@ -61,8 +62,10 @@ def predict_files(
     *,
     batch_size: int = 64,
     advance: Callable[[int], None] = lambda n: None,
+    explain: Path | None = None,
 ) -> list[Prediction]:
-    """One Prediction per file, in order."""
+    """One Prediction per file, in order. ``explain``: a folder for a Grad-CAM overlay per
+    image (explaining the decision), named ``<n>-<file name>.png``."""
     model = model.cpu().eval()
     out: list[Prediction] = []
     for start in range(0, len(files), batch_size):
@@ -82,9 +85,30 @@ def predict_files(
             for row, p, d in zip(readable, probs, decisions, strict=True):
                 row.probs = [float(v) for v in p]
                 row.prediction = spec.class_names[int(d)]
+            if explain is not None:
+                _explain(model, np.stack(images), decisions, readable, explain, len(out))
         out += rows
         advance(len(chunk))
     return out
+
+
+def _explain(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    decisions: np.ndarray,
+    rows: list[Prediction],
+    folder: Path,
+    offset: int,
+) -> None:
+    from pneumobench.benchmark.saliency import grad_cam, overlay_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cams = grad_cam(model, images, decisions)
+    scale = max(1, 224 // images.shape[-1])  # tiny images are enlarged to be seen
+    for k, (row, image, cam) in enumerate(zip(rows, images, cams, strict=True)):
+        target = folder / f"{offset + k:05d}-{Path(row.path).stem}.png"
+        target.write_bytes(overlay_png(image, cam, scale))
+        row.saliency = str(target)
 
 
 def probabilities(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
@@ -95,13 +119,16 @@ def probabilities(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
 
 
 def to_csv(rows: list[Prediction], spec: ModelSpec) -> str:
-    """``path, prediction, pneumonia_score, threshold, operating_point, p_<class>..., error``."""
+    """``path, prediction, pneumonia_score, threshold, operating_point, p_<class>..., error``
+    (and ``saliency`` when overlays were written)."""
+    explained = any(r.saliency for r in rows)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
         ["path", "prediction", "pneumonia_score", "threshold", "operating_point"]
         + [f"p_{c}" for c in spec.class_names]
         + ["error"]
+        + (["saliency"] if explained else [])
     )
     for row in rows:
         probs = row.probs or []
@@ -110,6 +137,7 @@ def to_csv(rows: list[Prediction], spec: ModelSpec) -> str:
             [row.path, row.prediction, score, f"{spec.threshold:.6f}", spec.decision_point]
             + ([f"{v:.6f}" for v in probs] if probs else [""] * len(spec.class_names))
             + [row.error]
+            + ([row.saliency] if explained else [])
         )
     return out.getvalue()
 
@@ -130,6 +158,7 @@ def to_json(rows: list[Prediction], spec: ModelSpec, model: dict[str, str]) -> s
                 if r.probs
                 else None,
                 "error": r.error or None,
+                "saliency": r.saliency or None,
             }
             for r in rows
         ],

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pneumobench.benchmark.saliency import grad_cam, panel_indices
 from pneumobench.serving import export
-from pneumobench.serving.bundle import PARITY_IMAGES, ModelSpec, write_bundle
+from pneumobench.serving.bundle import PARITY_IMAGES, ModelSpec, decide, write_bundle
 from pneumobench.tracking import models as tracked
 from pneumobench.tracking import schema as S
 
@@ -24,6 +25,31 @@ VERSION_METRICS = (
     "test_roc_auc",
     "test_pr_auc",
 )
+
+
+def saliency_panel(
+    model: torch.nn.Module,
+    spec: ModelSpec,
+    images: np.ndarray,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    keys: list[str],
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """Grad-CAM maps of the experiment's saliency panel (the same test images for every model),
+    explaining each image's decision at the model's operating point; arrays for ``panel.npz``."""
+    rows = panel_indices(labels, seed)
+    decisions = decide(probs[rows], spec)
+    cams = grad_cam(model, images[rows], decisions)
+    return {
+        "rows": rows,
+        "keys": np.array([keys[i] for i in rows]),
+        "images": images[rows].astype(np.uint8),
+        "labels": labels[rows].astype(np.int64),
+        "probs": probs[rows].astype(np.float32),
+        "decisions": decisions.astype(np.int64),
+        "cams": cams.astype(np.float16),
+    }
 
 
 def publish(

@@ -63,11 +63,12 @@ def metric_history(store: Any, run_id: str, name: str) -> list[tuple[int, float]
 
 
 def read_predictions(
-    store: Any, run_id: str
+    store: Any, run_id: str, artifact: str = S.PREDICTIONS
 ) -> tuple[list[str], np.ndarray, np.ndarray, list[str] | None]:
-    """(paths, y_true, class probabilities, patients or None) from a run's predictions CSV."""
+    """(paths, y_true, class probabilities, patients or None) from a run's predictions CSV
+    (the test predictions, or ``S.VAL_PREDICTIONS``)."""
     with tempfile.TemporaryDirectory() as tmp:
-        local = store.download_artifacts(run_id, S.PREDICTIONS, tmp)
+        local = store.download_artifacts(run_id, artifact, tmp)
         with open(local, newline="") as fh:
             reader = csv.reader(fh)
             header = next(reader)
@@ -106,3 +107,14 @@ def finished_seed_repeats(
         )
         for run in runs
     }
+
+
+def read_saliency_panel(store: Any, run_id: str) -> dict[str, np.ndarray] | None:
+    """A final model's Grad-CAM panel (``saliency/panel.npz``), None when it has none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = store.download_artifacts(run_id, S.SALIENCY_PANEL, tmp)
+        except Exception:  # MlflowException / OSError: not logged
+            return None
+        with np.load(local, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}

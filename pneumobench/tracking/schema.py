@@ -96,12 +96,16 @@ def seed_names(key: str) -> tuple[str, str]:
 
 # --- artifacts -----------------------------------------------------------------------------------
 PREDICTIONS = "predictions/test_predictions.csv"
+VAL_PREDICTIONS = "predictions/val_predictions.csv"  # the final model's, thresholds come from it
+ENSEMBLE_MEMBERS = "pneumobench.ensemble_members"  # labels of an ensemble row's models
 SPLIT = "data/split.csv"
 SKIPPED_IMAGES = "data/skipped_images.txt"
 LEAKS = "data/leaks.csv"  # patients, near-duplicates and identical files across splits
 CHECKPOINT_DIR = "checkpoint"
 MODEL_DIR = "model"
 REPORT_DIR = "report"
+SALIENCY_PANEL = "saliency/panel.npz"  # Grad-CAM maps of the experiment's test-image panel
+SALIENCY_FIGURE = "plots/saliency.png"
 SERVING_DIR = "serving"  # spec.json, weights.pt (state dict), parity_images.npy
 EXPORT_DIR = "export"  # files written by `pneumobench export`
 

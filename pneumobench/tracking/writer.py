@@ -208,8 +208,10 @@ def log_final_evaluation(
     tags: Mapping[str, str],
     predictions_csv: str,
     figures: Mapping[str, Any],
+    val_predictions_csv: str | None = None,
 ) -> None:
-    """Everything the one look at the test set produced, on the active parent run."""
+    """Everything the one look at the test set produced, on the active parent run (and the
+    validation predictions its thresholds came from: ensembles are built on them)."""
     named = {f"{S.BEST_PREFIX}{k}": v for k, v in best_params.items()}
     if named:
         try:
@@ -219,6 +221,8 @@ def log_final_evaluation(
     mlflow.log_metrics(_finite(metrics))
     mlflow.set_tags(dict(tags))
     mlflow.log_text(predictions_csv, S.PREDICTIONS)
+    if val_predictions_csv is not None:
+        mlflow.log_text(val_predictions_csv, S.VAL_PREDICTIONS)
     for name, fig in figures.items():
         mlflow.log_figure(fig, name)
 
@@ -324,3 +328,47 @@ def attach_report(uri: str, experiment: str, paths: list[Path], models: list[str
         store.log_artifact(run_id, str(path), sub)
     store.set_tag(run_id, S.MODELS, ", ".join(models))
     return run_id
+
+
+def log_ensemble_run(
+    experiment_id: str,
+    label: str,
+    tags: Mapping[str, str],
+    metrics: Mapping[str, float],
+    predictions_csv: str,
+    val_predictions_csv: str,
+    figures: Mapping[str, Any],
+    test_evaluations: int,
+) -> str:
+    """An ensemble as a model run of its own (a leaderboard row): its tags, test metrics,
+    predictions and figures; its run id."""
+    with mlflow.start_run(experiment_id=experiment_id, run_name=label, tags={S.ROLE: S.ROLE_MODEL}):
+        mlflow.set_tags({S.LABEL: label, **tags, S.TEST_EVALUATIONS: str(test_evaluations)})
+        mlflow.log_metrics(_finite(metrics))
+        mlflow.log_metric(S.N_TEST_EVALUATIONS, test_evaluations, step=test_evaluations)
+        mlflow.log_text(predictions_csv, S.PREDICTIONS)
+        mlflow.log_text(val_predictions_csv, S.VAL_PREDICTIONS)
+        for name, fig in figures.items():
+            mlflow.log_figure(fig, name)
+        mlflow.set_tag(S.FINAL, S.FINAL_DONE)
+        run = mlflow.active_run()
+        assert run is not None
+        return run.info.run_id
+
+
+def log_saliency(panel: Mapping[str, Any], figure: Any) -> None:
+    """The final model's Grad-CAM panel (``saliency/panel.npz``) and its overlays figure."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **panel)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(S.SALIENCY_PANEL).name
+        path.write_bytes(buffer.getvalue())
+        mlflow.log_artifact(str(path), str(Path(S.SALIENCY_PANEL).parent))
+    mlflow.log_figure(figure, S.SALIENCY_FIGURE)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)

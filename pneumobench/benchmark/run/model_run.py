@@ -20,8 +20,8 @@ import torch
 from rich.console import Console
 
 from pneumobench.benchmark.coordination import Claims
-from pneumobench.benchmark.evaluation import metrics_to_log
-from pneumobench.benchmark.plots import final_model_figures
+from pneumobench.benchmark.evaluation import metrics_to_log, validation_csv
+from pneumobench.benchmark.plots import final_model_figures, saliency_figure
 from pneumobench.benchmark.progress import PlainProgress
 from pneumobench.benchmark.recovery import (
     close_orphan_runs,
@@ -41,7 +41,7 @@ from pneumobench.config import ExperimentConfig
 from pneumobench.data import PreparedData
 from pneumobench.registry import get_architecture
 from pneumobench.serving.bundle import PARITY_IMAGES, ModelSpec
-from pneumobench.serving.publish import publish
+from pneumobench.serving.publish import publish, saliency_panel
 from pneumobench.tracking import reader, writer
 from pneumobench.tracking import schema as S
 from pneumobench.tracking.models import registered_name
@@ -245,6 +245,7 @@ class ModelRun:
             },
             predictions_csv=result.result.predictions_csv(ctx.data.test.keys, ctx.data.class_names),
             figures=final_model_figures(result.result, ctx.data.class_names, plan.label),
+            val_predictions_csv=validation_csv(result.result, ctx.data),
         )
         self._publish(result)
         if evaluation.seeds:
@@ -270,10 +271,21 @@ class ModelRun:
             targets=ctx.config.evaluation.operating_points.model_dump(),
         )
         test = ctx.data.test
+        test_images = test.images
+        panel = saliency_panel(
+            result.model.cpu(),
+            spec,
+            test_images,
+            test.labels,
+            result.result.probs,
+            test.keys,
+            ctx.config.seed,
+        )
+        writer.log_saliency(panel, saliency_figure({plan.label: panel}, plan.label))
         version = publish(
             result.model,
             spec,
-            test.source[test.index[:PARITY_IMAGES]],
+            test_images[:PARITY_IMAGES],
             metrics_to_log(result.result),
             str(writer.active_run_id()),
         )

@@ -112,6 +112,8 @@ def describe_parent(
             "search.space": "; ".join(f"{k}={v.model_dump()}" for k, v in plan.space.items()),
             "data.skipped_images": len(data.skipped),
             "data.patients_checked": data.leaks.patients_checked,
+            "evaluation.tta": config.evaluation.tta,
+            "evaluation.ensemble.top_k": config.evaluation.ensemble.top_k,
             **{f"{S.DATA_PARAM_PREFIX}{k}": v for k, v in data.leaks.counts().items()},
         }
     )
