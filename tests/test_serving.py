@@ -273,3 +273,25 @@ def test_champion_alias_moves_when_a_better_model_arrives(
     # promote by another metric keeps or moves it, and says which
     assert main(["promote", "--metric", "roc_auc"]) == 0
     assert "pneumobench-tiny@champion" in capsys.readouterr().out
+
+
+def test_predict_explain_writes_an_overlay_beside_each_prediction(
+    in_run_folder: Path, tmp_path: Path
+) -> None:
+    import csv
+
+    from PIL import Image
+
+    images = tmp_path / "few"
+    images.mkdir()
+    for i, src in enumerate(sorted((in_run_folder / "chest_xray" / "test").rglob("*.*"))[:3]):
+        (images / f"x{i}{src.suffix}").write_bytes(src.read_bytes())
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(images), "--out", str(out), "--explain"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 3
+    for row in rows:
+        overlay = Path(row["saliency"])
+        assert overlay.parent == tmp_path / "pred-saliency" and overlay.is_file()
+        with Image.open(overlay) as picture:
+            assert picture.mode == "RGB" and picture.size[0] >= 32
