@@ -295,3 +295,18 @@ def test_predict_explain_writes_an_overlay_beside_each_prediction(
         assert overlay.parent == tmp_path / "pred-saliency" and overlay.is_file()
         with Image.open(overlay) as picture:
             assert picture.mode == "RGB" and picture.size[0] >= 32
+
+
+def test_report_finds_the_optuna_storage_a_run_recorded(
+    finished: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --config or --storage (and no experiments.yaml at hand) the optimisation
+    histories are still in the report: each model run recorded where its study lives."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "r.md"
+    uri = f"sqlite:///{finished / 'mlflow.db'}"
+    args = ["report", "--experiment", "tiny", "--tracking-uri", uri, "--out", str(out)]
+    assert main([*args, "--no-log"]) == 0
+    figures = {p.name for p in (tmp_path / "r_files").iterdir()}
+    assert {"history_simple_cnn.png", "history_resnet18-scratch.png"} <= figures
+    assert "saliency.png" in figures

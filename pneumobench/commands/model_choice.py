@@ -68,8 +68,7 @@ def choose(args: argparse.Namespace) -> ChosenModel:
 
         config = load_config(config_path)
         name, uri = name or config.name, uri or config.tracking.uri
-        if args.config:
-            config.load_plugins()
+        config.load_plugins()  # the experiment's own models rebuild from the same registry
     load_plugins(list(args.plugin))
     if name is None and not (args.run_id or args.registered):
         raise ConfigError(f"no --experiment given and no {DEFAULT_CONFIG} here to read it from")
