@@ -118,6 +118,8 @@ def test_server_rest_api_report_and_remote_checkpoint(tmp_path: Path, fake_kerma
         expected_plots = {
             "roc_pr",
             "confusion_matrices",
+            "saliency",
+            "saliency_disagreement",
             "validation_curves",
             *(f"history_{m}" for m in LABELS),
             *(f"importances_{m}" for m in LABELS),
