@@ -1,5 +1,6 @@
-"""``pneumobench run | leaderboard | report | models | data | predict | export | promote``. User errors exit with code 2 and no
-traceback; Ctrl-C exits 130 with the command that resumes; a run with a failed model exits 1."""
+"""``pneumobench run | leaderboard | report | models``, and from ``commands/``: ``data``,
+``predict``, ``export``, ``promote``. User errors exit with code 2 and no traceback; Ctrl-C exits
+130 with the command that resumes; a run with a failed model exits 1."""
 
 from __future__ import annotations
 
