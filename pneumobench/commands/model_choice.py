@@ -12,11 +12,14 @@ import argparse
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from pneumobench.errors import ConfigError, ModelError
-from pneumobench.serving.bundle import ModelSpec, load_bundle, parity_images
+
+if TYPE_CHECKING:  # torch is imported when a model is chosen, not for `pneumobench --help`
+    import torch
+
+    from pneumobench.serving.bundle import ModelSpec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +61,7 @@ def choose(args: argparse.Namespace) -> ChosenModel:
     """Resolve the options to a model run and rebuild its final model."""
     from pneumobench.cli import DEFAULT_CONFIG
     from pneumobench.registry.plugins import load_plugins
+    from pneumobench.serving.bundle import load_bundle, parity_images
     from pneumobench.tracking import models as tracked
     from pneumobench.tracking.store import absolute_sqlite, require_local_store
 
