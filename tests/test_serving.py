@@ -310,3 +310,18 @@ def test_report_finds_the_optuna_storage_a_run_recorded(
     figures = {p.name for p in (tmp_path / "r_files").iterdir()}
     assert {"history_simple_cnn.png", "history_resnet18-scratch.png"} <= figures
     assert "saliency.png" in figures
+
+
+def test_an_export_the_exporter_refuses_is_a_clear_error(tmp_path: Path) -> None:
+    from pneumobench.errors import ModelError
+    from pneumobench.serving import export
+
+    class Untraceable(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.tensor([[float(x.sum().item() > 0), 0.0]]).repeat(len(x), 1)
+
+    images = np.zeros((2, 8, 8), dtype=np.uint8)
+    expected = r"cannot be exported as onnx|does not run for the parity check|differs from PyTorch"
+    with pytest.raises(ModelError, match=expected):
+        export.export(Untraceable(), images, "onnx", tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

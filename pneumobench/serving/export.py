@@ -62,8 +62,24 @@ def export(model: torch.nn.Module, images: np.ndarray, fmt: str, out: Path) -> f
     out.parent.mkdir(parents=True, exist_ok=True)
     batch = to_batch(images)
     model = model.cpu().eval()
-    (onnx if fmt == "onnx" else torchscript)(model, batch[:1], out)
-    difference = parity(model, out, fmt, batch)
+    try:
+        (onnx if fmt == "onnx" else torchscript)(model, batch[:1], out)
+    except Exception as exc:  # an operator the exporter does not know, a dynamic branch, ...
+        out.unlink(missing_ok=True)
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        other = "torchscript" if fmt == "onnx" else "onnx"
+        raise ModelError(
+            f"this model cannot be exported as {fmt}: {reason}. Try --format {other}, or use "
+            "the registered pyfunc model (mlflow models serve)"
+        ) from None
+    try:
+        difference = parity(model, out, fmt, batch)
+    except Exception as exc:  # the runtime refuses the exported graph
+        out.unlink(missing_ok=True)
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"the {fmt} export does not run for the parity check: {reason}; not kept"
+        ) from None
     if not difference < PARITY_TOLERANCE:
         out.unlink(missing_ok=True)
         raise ModelError(
