@@ -93,3 +93,47 @@ def test_batch_augmentation_is_per_image_and_keeps_shape(tiny) -> None:
     out = random_affine(x, config.data.augment, torch.Generator().manual_seed(0))
     assert out.shape == x.shape
     assert not torch.allclose(out[0], out[1])
+
+
+def test_intensity_jitter_is_per_image_in_range_and_draws_nothing_when_off(tiny) -> None:
+    from pneumobench.data.batches import random_intensity
+
+    config, _ = tiny
+    x = torch.rand(1, 1, 32, 32).repeat(8, 1, 1, 1)
+    off = config.data.augment
+    assert (off.brightness, off.contrast, off.gamma) == (0, 0, 0)  # the default: off
+    on = off.model_copy(update={"brightness": 0.1, "contrast": 0.3, "gamma": 0.3})
+    out = random_intensity(x, on, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    assert not torch.allclose(out[0], out[1])  # each image its own draw
+    assert not torch.allclose(out.std(dim=(1, 2, 3)), x.std(dim=(1, 2, 3)))  # contrast changed
+    # every option draws only when on: with all off, the generator is left as it was
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(random_intensity(x, off, generator), x.clamp(0, 1))
+    assert torch.equal(
+        torch.rand(3, generator=generator),
+        torch.rand(3, generator=torch.Generator().manual_seed(0)),
+    )
+
+
+def test_bf16_precision_trains_under_bf16_autocast_and_predicts_in_fp32(tiny) -> None:
+    from pneumobench.benchmark.device import autocast_dtype
+    from pneumobench.benchmark.training import predict
+    from pneumobench.data.batches import BatchFeeder
+
+    cpu = resolve_device("cpu")
+    assert autocast_dtype(cpu, "auto") is None and autocast_dtype(cpu, "fp32") is None
+    assert autocast_dtype(cpu, "bf16") == torch.bfloat16
+    config, data = tiny
+    model = create_model("simple_cnn", 2, image_size=32)
+    seen: list[torch.dtype] = []
+    model.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    result = _fit(config, data, model, max_epochs=1, precision="bf16")
+    assert torch.bfloat16 in seen  # the training steps
+    assert seen[-1] == torch.float32  # validation: predictions keep auto's precision (fp32)
+    assert all(
+        v.dtype == torch.float32 for v in result.state_dict.values() if v.is_floating_point()
+    )
+    seen.clear()
+    probs, _ = predict(model, BatchFeeder(data.test, cpu), 64, cpu)
+    assert seen == [torch.float32] * len(seen) and probs.dtype.name == "float64"

@@ -26,7 +26,12 @@ import torch
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
-from pneumobench.benchmark.device import autocast, autocast_dtype, configure_backends
+from pneumobench.benchmark.device import (
+    autocast,
+    autocast_dtype,
+    configure_backends,
+    to_channels_last,
+)
 from pneumobench.benchmark.metrics import validation_metrics
 from pneumobench.config import AugmentConfig, ProtocolConfig
 from pneumobench.data import PreparedData
@@ -136,8 +141,7 @@ class _Training:
         configure_backends(device)
         generator = torch.Generator().manual_seed(seed)
         model.to(device)
-        if device.type == "cuda":
-            model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)  # see to_channels_last
         pretrained = bool(getattr(model, "is_pretrained", False))
         optimizer = _optimizer(model, protocol, pretrained)
         ema = None
@@ -154,7 +158,9 @@ class _Training:
             criterion=_criterion(protocol, data, device),
             optimizer=optimizer,
             scheduler=_scheduler(optimizer, protocol),
-            scaler=torch.amp.GradScaler("cuda", enabled=autocast_dtype(device) == torch.float16),
+            scaler=torch.amp.GradScaler(
+                "cuda", enabled=autocast_dtype(device, protocol.precision) == torch.float16
+            ),
             generator=generator,
             freeze_epochs=protocol.freeze_epochs if pretrained else 0,
             ema=ema,
@@ -184,6 +190,7 @@ def _train_and_validate(
         t.generator,
         device,
         ema=t.ema,
+        precision=protocol.precision,
     )
     seconds = time.perf_counter() - started
     if not math.isfinite(train_loss):
@@ -246,14 +253,15 @@ def train_one_epoch(
     generator: torch.Generator,
     device: torch.device,
     ema: Any = None,
+    precision: str = "auto",
 ) -> float:
     """The hot loop: no per-step host sync; the mean loss is read once at the end. ``ema``
     (timm ModelEmaV3) is updated after every optimizer step."""
     loss_sum = torch.zeros((), device=device)
     for x, y in train.batches(batch_size, shuffle=True, generator=generator):
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        loss = train_step(model, x, y, optimizer, criterion, scaler, device)
+        loss = train_step(
+            model, to_channels_last(x), y, optimizer, criterion, scaler, device, precision
+        )
         if ema is not None:
             ema.steps = getattr(ema, "steps", 0) + 1
             ema.update(model, step=ema.steps)
@@ -269,9 +277,11 @@ def train_step(
     criterion: nn.Module,
     scaler: torch.amp.GradScaler,
     device: torch.device,
+    precision: str = "auto",
 ) -> torch.Tensor:
-    """One optimizer step under the device's precision; returns the (undetached) loss."""
-    with autocast(device):
+    """One optimizer step under ``precision`` (see :func:`autocast_dtype`); returns the
+    (undetached) loss."""
+    with autocast(device, precision):
         loss = criterion(model(x), y)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
@@ -295,8 +305,7 @@ def predict(
     model.eval()
     chunks, loss_sum = [], torch.zeros((), device=device)
     for x, y in feeder.batches(batch_size):
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = to_channels_last(x)
         with autocast(device):
             logits = model(x).float()
             mirrored = model(torch.flip(x, dims=[3])).float() if tta == "hflip" else None

@@ -56,6 +56,8 @@ class BatchFeeder:
             x = self.images[self.rows[idx]].unsqueeze(1).float().div_(255.0)
             if self.augment is not None:
                 x = random_affine(x, self.augment, generator)
+                if self.augment.brightness or self.augment.contrast or self.augment.gamma:
+                    x = random_intensity(x, self.augment, generator)
             yield x, self.labels[idx]
 
 
@@ -82,3 +84,25 @@ def random_affine(
     ).to(x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def random_intensity(
+    x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Per-image random gamma curve, contrast around the image's mean and brightness shift, in
+    that order, clamped to [0, 1]. Draws nothing for an option that is off, so switching these
+    on leaves the affine draws (and runs without them) as they were."""
+    b = x.shape[0]
+
+    def uniform(limit: float) -> torch.Tensor:
+        values = torch.rand(b, generator=generator).mul_(2 * limit).sub_(limit)
+        return values.to(x.device, x.dtype).view(b, 1, 1, 1)
+
+    if cfg.gamma:
+        x = x.clamp(min=1e-6).pow(uniform(cfg.gamma).exp())
+    if cfg.contrast:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * (1 + uniform(cfg.contrast)) + mean
+    if cfg.brightness:
+        x = x + uniform(cfg.brightness)
+    return x.clamp_(0.0, 1.0)

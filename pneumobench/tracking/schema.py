@@ -98,6 +98,11 @@ def seed_names(key: str) -> tuple[str, str]:
 PREDICTIONS = "predictions/test_predictions.csv"
 VAL_PREDICTIONS = "predictions/val_predictions.csv"  # the final model's, thresholds come from it
 ENSEMBLE_MEMBERS = "pneumobench.ensemble_members"  # labels of an ensemble row's models
+ENSEMBLE_KIND = "pneumobench.ensemble_kind"  # ENSEMBLE_SEEDS or ENSEMBLE_TOP_K
+ENSEMBLE_SEEDS = "seeds"  # one model's seed repeats averaged
+ENSEMBLE_TOP_K = "top_k"  # the k best models (by validation ROC AUC) averaged
+ENSEMBLE_OF = "pneumobench.ensemble_of"  # a seed ensemble's model label
+ENSEMBLE_RUNS = "pneumobench.ensemble_runs"  # run ids holding the members' predictions
 SPLIT = "data/split.csv"
 SKIPPED_IMAGES = "data/skipped_images.txt"
 LEAKS = "data/leaks.csv"  # patients, near-duplicates and identical files across splits

@@ -235,9 +235,11 @@ def log_seed_repeat(
     params: Mapping[str, Any],
     metrics: Mapping[str, float],
     predictions_csv: str,
+    val_predictions_csv: str | None = None,
 ) -> str:
     """One retrained seed of ``best_trial``'s hyperparameters as a nested run
-    ``<label>/seed-<s>`` of the active parent run, with its test predictions (logged once it is
+    ``<label>/seed-<s>`` of the active parent run, with its test predictions and the validation
+    predictions its thresholds came from (seed ensembles are built on both; logged once it is
     evaluated: an interrupted repeat leaves no run behind); its run id."""
     with mlflow.start_run(
         experiment_id=experiment_id,
@@ -253,6 +255,8 @@ def log_seed_repeat(
         mlflow.log_params(dict(params))
         mlflow.log_metrics(_finite(metrics))
         mlflow.log_text(predictions_csv, S.PREDICTIONS)
+        if val_predictions_csv is not None:
+            mlflow.log_text(val_predictions_csv, S.VAL_PREDICTIONS)
         return run.info.run_id
 
 

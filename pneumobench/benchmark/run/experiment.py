@@ -16,7 +16,7 @@ from rich.console import Console
 from pneumobench.benchmark.coordination import Claims
 from pneumobench.benchmark.device import resolve_device
 from pneumobench.benchmark.progress import make_progress
-from pneumobench.benchmark.run.ensemble import build_ensemble
+from pneumobench.benchmark.run.ensemble import build_ensembles
 from pneumobench.benchmark.run.model_run import ExperimentContext, ModelOutcome, ModelRun
 from pneumobench.benchmark.run.plan import plan_models
 from pneumobench.benchmark.run.weights import StartingPoint
@@ -64,8 +64,8 @@ def run_experiment(
         )
         for plan, start in zip(plans, starts, strict=True):
             outcomes.append(ModelRun(plan, ctx, start).run())
-    if config.evaluation.ensemble.top_k >= 2 and all(o.status != "failed" for o in outcomes):
-        build_ensemble(config, data, experiment_id, console, force)
+    if all(o.status != "failed" for o in outcomes):
+        build_ensembles(config, data, experiment_id, console, force)
     return outcomes
 
 

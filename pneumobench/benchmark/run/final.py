@@ -73,12 +73,12 @@ def repeat_with_seeds(
     final: FinalModel,
     done: dict[int, tuple[str, dict[str, float]]] | None = None,
 ) -> Iterator[SeedRepeat]:
-    """Retrain ``final``'s hyperparameters with each of ``evaluation.seeds``: each retrained model
+    """Retrain ``final``'s hyperparameters with each of the plan's seeds: each retrained model
     is a final model of its own, early-stopped on validation, then evaluated once on test (with
     its own validation-chosen thresholds). Seeds in ``done`` (run id and metrics of repeats
     finished by an interrupted earlier evaluation) are not retrained."""
     done = done or {}
-    for seed in evaluation.seeds:
+    for seed in plan.seeds:
         if seed == plan.seed:
             yield SeedRepeat(seed, final.result.all_metrics(), None)
             continue

@@ -248,7 +248,7 @@ class ModelRun:
             val_predictions_csv=validation_csv(result.result, ctx.data),
         )
         self._publish(result)
-        if evaluation.seeds:
+        if plan.seeds:
             self._repeat_with_seeds(result)
         writer.mark_final_done(counted_trials(study), best.number)
         ctx.console.print(final.describe(plan.label, result, plan.objective))
@@ -320,6 +320,7 @@ class ModelRun:
                     result.protocol.model_dump(),
                     metrics_to_log(repeat.result),
                     repeat.result.predictions_csv(ctx.data.test.keys, ctx.data.class_names),
+                    validation_csv(repeat.result, ctx.data),
                 )
             members.append(run_id)
             verb = "kept from before" if repeat.seed in done else "test"

@@ -113,6 +113,7 @@ def describe_parent(
             "data.skipped_images": len(data.skipped),
             "data.patients_checked": data.leaks.patients_checked,
             "evaluation.tta": config.evaluation.tta,
+            "evaluation.seeds": ",".join(map(str, plan.seeds)) or "none",
             "evaluation.ensemble.top_k": config.evaluation.ensemble.top_k,
             **{f"{S.DATA_PARAM_PREFIX}{k}": v for k, v in data.leaks.counts().items()},
         }

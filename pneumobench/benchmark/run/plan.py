@@ -30,6 +30,7 @@ class ModelPlan:
     protocol: ProtocolConfig  # the shared protocol with this model's overrides applied
     space: dict[str, Any]  # search space: the shared one with this model's entries on top
     n_trials: int  # finished (complete or pruned) trials to reach, across all workers
+    seeds: tuple[int, ...]  # seed repeats of the best hyperparameters (evaluation.seeds or own)
     objective: str  # val_* metric the search optimizes and early stopping watches
     direction: str  # "maximize" | "minimize"
     image_size: int
@@ -62,6 +63,7 @@ def plan_model(config: ExperimentConfig, entry: ModelEntry) -> ModelPlan:
         protocol=config.protocol.model_copy(update=overrides),
         space={**config.search.space, **entry.space},
         n_trials=entry.n_trials or config.search.n_trials,
+        seeds=tuple(config.evaluation.seeds if entry.seeds is None else entry.seeds),
         objective=config.search.objective,
         direction=config.search.direction,
         image_size=config.data.image_size,
