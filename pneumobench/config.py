@@ -79,7 +79,8 @@ class AugmentConfig(StrictModel):
         0.0,
         ge=0,
         lt=1,
-        description="max relative change of the contrast around the image's mean, per image (0: off)",
+        description="max relative change of the contrast around the image's mean, per image "
+        "(0: off)",
     )
     gamma: float = Field(
         0.0,

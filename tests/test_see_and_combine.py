@@ -194,6 +194,12 @@ def test_seed_ensembles_are_rows_and_stand_in_for_their_models_in_the_top_k(
         read_predictions(store, rows[m]["run_id"])[2] for m in ("simple_cnn-seed-ensemble", "cnn-b")
     ]
     assert np.allclose(top_probs, np.mean(members, axis=0), atol=2e-6)
+    # the report's data and leak sections come from a trained model even when an ensemble leads
+    from pneumobench.benchmark import report
+
+    runs = {m: store.get_run(rows[m]["run_id"]) for m in ("ensemble-top2", "cnn-b")}
+    assert [r["split"] for r in report._data_rows(runs)] == ["train", "val", "test"]
+    assert report._leak_note(runs).startswith("Leak check before training")
     # a re-run looks at neither ensemble's test set again
     assert main(["run", str(config)]) == 0
     out = capsys.readouterr().out

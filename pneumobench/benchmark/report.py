@@ -125,11 +125,21 @@ def _logged_storage(run: Any, notes: list[str]) -> str | None:
 # --- sections ---------------------------------------------------------------------------------
 
 
+def _first_trained(runs: dict[str, Any]) -> Any | None:
+    """The best-ranked run of a trained model: it logged the data summary, the leak check and
+    the provenance every model of the experiment shares (an ensemble row trained nothing)."""
+    for run in runs.values():
+        if run.data.tags.get(S.FAMILY) != S.FAMILY_ENSEMBLE:
+            return run
+    return None
+
+
 def _leak_note(runs: dict[str, Any]) -> str:
     """What the leak check before training found (from the first model's logged params)."""
-    if not runs:
+    first = _first_trained(runs)
+    if first is None:
         return ""
-    params = next(iter(runs.values())).data.params
+    params = first.data.params
     counts = {
         k: params.get(f"data.leak_{k}")
         for k in ("shared_patients", "near_duplicate_pairs", "identical_groups")
@@ -150,10 +160,10 @@ def _leak_note(runs: dict[str, Any]) -> str:
 
 def _data_rows(runs: dict[str, Any]) -> list[dict[str, str]]:
     """One row per split from the first model's logged data summary (all share the split)."""
-    if not runs:
+    first = _first_trained(runs)
+    if first is None:
         return []
-    params = next(iter(runs.values())).data.params
-    tags = next(iter(runs.values())).data.tags
+    params, tags = first.data.params, first.data.tags
     rows = []
     for split in ("train", "val", "test"):
         if f"data.n_{split}" not in params:
@@ -178,8 +188,9 @@ def _data_rows(runs: dict[str, Any]) -> list[dict[str, str]]:
 
 def _environment(runs: dict[str, Any]) -> dict[str, str]:
     env: dict[str, str] = {}
-    if runs:
-        tags = next(iter(runs.values())).data.tags
+    first = _first_trained(runs)
+    if first is not None:
+        tags = first.data.tags
         for key in S.PROVENANCE_TAGS:
             if key in tags:
                 env[f"runs: {key.replace('_', ' ')}"] = tags[key]
@@ -228,7 +239,7 @@ def _saliency(store: Any, runs: dict[str, Any], evaluated: list, notes: list[str
     panel images the models disagree on most."""
     panels = {}
     for row in evaluated:
-        if row.get("family") == "ensemble":
+        if row.get("family") == S.FAMILY_ENSEMBLE:
             continue
         panel = reader.read_saliency_panel(store, row["run_id"])
         if panel is None:

@@ -35,12 +35,13 @@ def main(args: argparse.Namespace, console: Console) -> int:
 def promote_champion(name: str, uri: str, rows: list, metric: str, console: Console) -> int:
     """Move ``champion`` to the first evaluated row; say what happened. 0 when set."""
     from pneumobench.tracking import models as tracked
+    from pneumobench.tracking import schema as S
 
     evaluated = [r for r in rows if r["status"] == "evaluated"]
     if not evaluated:
         console.print(f"[yellow]no evaluated model in {name}: no champion to promote[/]")
         return 1
-    singles = [r for r in evaluated if r.get("family") != "ensemble"]
+    singles = [r for r in evaluated if r.get("family") != S.FAMILY_ENSEMBLE]
     top = singles[0] if singles else evaluated[0]
     if top is not evaluated[0]:
         console.print(

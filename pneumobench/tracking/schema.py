@@ -98,6 +98,7 @@ def seed_names(key: str) -> tuple[str, str]:
 PREDICTIONS = "predictions/test_predictions.csv"
 VAL_PREDICTIONS = "predictions/val_predictions.csv"  # the final model's, thresholds come from it
 ENSEMBLE_MEMBERS = "pneumobench.ensemble_members"  # labels of an ensemble row's models
+FAMILY_ENSEMBLE = "ensemble"  # the family tag of every ensemble row (it trained nothing)
 ENSEMBLE_KIND = "pneumobench.ensemble_kind"  # ENSEMBLE_SEEDS or ENSEMBLE_TOP_K
 ENSEMBLE_SEEDS = "seeds"  # one model's seed repeats averaged
 ENSEMBLE_TOP_K = "top_k"  # the k best models (by validation ROC AUC) averaged

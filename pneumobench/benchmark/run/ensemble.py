@@ -37,7 +37,7 @@ from pneumobench.tracking import reader, writer
 from pneumobench.tracking import schema as S
 from pneumobench.tracking.store import client
 
-FAMILY = "ensemble"
+FAMILY = S.FAMILY_ENSEMBLE
 
 
 @dataclass
