@@ -428,6 +428,11 @@ class EnsembleConfig(StrictModel):
         description="average the class probabilities of the k final models with the best "
         "validation ROC AUC (0: no ensemble); its thresholds are chosen on validation",
     )
+    seeds: bool = Field(
+        True,
+        description="a model retrained with two or more seeds also gets its seed ensemble (the "
+        "seeds' models averaged) as a row; it stands in for the model in the top-k ensemble",
+    )
 
 
 class EvaluationConfig(StrictModel):

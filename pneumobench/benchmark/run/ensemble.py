@@ -4,8 +4,8 @@ Two kinds, both built after every model of a run has its final evaluation, from 
 and test predictions each final model logged (nothing is retrained):
 
 - the **seed ensemble** of a model with two or more seeds (``evaluation.seeds``, or the model
-  entry's own ``seeds``): its final model and its seed repeats, averaged; row
-  ``<label>-seed-ensemble``;
+  entry's own ``seeds``; unless ``evaluation.ensemble.seeds`` is off): its final model and its
+  seed repeats, averaged; row ``<label>-seed-ensemble``;
 - the **top-k ensemble** (``evaluation.ensemble.top_k``): the k models with the best VALIDATION
   ROC AUC, averaged; a model that has a seed ensemble takes part as its seed ensemble. Row
   ``ensemble-top<k>``.
@@ -72,7 +72,8 @@ def build_ensembles(
     seeds), then the top-k ensemble over the models (seed ensembles standing in for their
     models); the run ids of those evaluated now."""
     evaluated = []
-    if any(len(plan.seeds) >= 2 for plan in plan_models(config)):
+    seeded = any(len(plan.seeds) >= 2 for plan in plan_models(config))
+    if config.evaluation.ensemble.seeds and seeded:
         evaluated += build_seed_ensembles(config, data, experiment_id, console, force)
     if config.evaluation.ensemble.top_k >= 2:
         run_id = build_ensemble(config, data, experiment_id, console, force)
