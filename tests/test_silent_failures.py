@@ -441,8 +441,13 @@ def test_interrupted_seed_repeats_resume_without_duplicate_runs(
     repeats = client.search_runs([exp.experiment_id], "tags.`pneumobench.role` = 'repeat'")
     assert sorted(r.info.run_name for r in repeats) == ["simple_cnn/seed-8", "simple_cnn/seed-9"]
     assert {r.info.status for r in repeats} == {"FINISHED"}
-    parent = client.search_runs([exp.experiment_id], "tags.`pneumobench.role` = 'model'")[0]
-    assert parent.data.metrics["n_seeds"] == 3
+    models = client.search_runs([exp.experiment_id], "tags.`pneumobench.role` = 'model'")
+    by_label = {r.data.tags["pneumobench.label"]: r for r in models}
+    assert set(by_label) == {"simple_cnn", "simple_cnn-seed-ensemble"}
+    assert by_label["simple_cnn"].data.metrics["n_seeds"] == 3
+    # the seed ensemble is built once every seed is in, from the resumed and the new repeats
+    members = by_label["simple_cnn-seed-ensemble"].data.tags["pneumobench.ensemble_members"]
+    assert members == "simple_cnn/seed-7,simple_cnn/seed-8,simple_cnn/seed-9"
 
 
 # --- 17. empty results ---------------------------------------------------------------------------
