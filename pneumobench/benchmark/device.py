@@ -54,9 +54,9 @@ def autocast(device: torch.device, precision: str = "auto") -> Iterator[None]:
 
 def to_channels_last(x: torch.Tensor) -> torch.Tensor:
     """A batch of images in NHWC memory layout, the layout the model's weights are kept in:
-    convolutions run faster in it on GPUs and on CPUs alike (MobileNetV2's training step 2.2x
-    faster on 2 CPU cores at 32 and 64 px; ResNet-18 about 1.05x), with the same numbers up to
-    float rounding."""
+    convolutions run faster in it on GPUs and on CPUs alike (on 2 CPU cores MobileNetV2's training
+    step 2.0-2.3x faster at 32 and 64 px, ResNet-18's 1.1-1.2x: benchmarks/layout_precision.py),
+    with the same numbers up to float rounding."""
     return x.contiguous(memory_format=torch.channels_last)
 
 
