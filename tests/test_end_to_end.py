@@ -71,6 +71,7 @@ def test_run_logs_parents_trials_test_metrics_and_resumes(
             "git_commit",
             "pneumobench_version",
         } <= set(tags)
+        assert tags["precision"] == "fp32"  # the tiny config trains in auto: fp32 on CPU
         for name in ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc"):
             assert 0.0 <= metrics[f"test_{name}"] <= 1.0
         assert "best_val_f1" in metrics and "best_lr" in parent.data.params

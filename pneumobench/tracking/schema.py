@@ -57,6 +57,7 @@ DATASET_DIGEST_CHARS = 16  # of the digest, as MLflow dataset inputs carry it (3
 DATA_PATH = "data_path"
 SEED = "seed"
 DEVICE = "device"
+PRECISION = "precision"  # what the training steps computed in: fp32, bf16 or fp16
 GIT_COMMIT = "git_commit"
 VERSION = "pneumobench_version"
 VERSIONS = "versions"

@@ -20,6 +20,7 @@ import torch
 from rich.console import Console
 
 from pneumobench.benchmark.coordination import Claims
+from pneumobench.benchmark.device import precision_fallback_note
 from pneumobench.benchmark.evaluation import metrics_to_log, validation_csv
 from pneumobench.benchmark.plots import final_model_figures, saliency_figure
 from pneumobench.benchmark.progress import PlainProgress
@@ -95,6 +96,9 @@ class ModelRun:
                     f"test in run {parent_id}; skipping (--force evaluates again)"
                 )
                 return ModelOutcome(plan.label, "skipped", parent_id)
+        note = precision_fallback_note(plan.label, ctx.device, plan.protocol.precision)
+        if note is not None:
+            ctx.console.print(f"[yellow]{note}[/]")
         with writer.model_run(parent_id):
             if must_describe:
                 describe_parent(plan, self.start.facts, ctx.data, ctx.config, ctx.device)

@@ -13,6 +13,7 @@ import torch
 
 from pneumobench import __version__
 from pneumobench.benchmark.coordination import Claims
+from pneumobench.benchmark.device import effective_precision
 from pneumobench.benchmark.run.plan import ModelPlan
 from pneumobench.benchmark.run.weights import ModelFacts
 from pneumobench.config import ExperimentConfig
@@ -92,6 +93,7 @@ def describe_parent(
         S.DATASET_DIGEST: data.digest,
         S.SEED: str(plan.seed),
         S.DEVICE: str(device),
+        S.PRECISION: effective_precision(device, plan.protocol.precision),
         S.GIT_COMMIT: git_commit(),
         S.VERSION: __version__,
         S.VERSIONS: library_versions(),
