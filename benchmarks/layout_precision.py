@@ -6,8 +6,10 @@ default benchmark trains resnet18 with ``protocol.precision: bf16``: one AdamW t
 NCHW bf16 autocast, NHWC fp32, NHWC bf16 autocast), at 32 and 64 px, timed in one run so the
 ratios are comparable on a noisy machine (2 warm-up steps, then the mean of ``--steps``).
 
-``uv run python benchmarks/layout_precision.py [--steps 5] [--threads 2]``; prints a table and
-writes ``benchmarks/results/layout-precision-cpu.json``.
+``uv run python benchmarks/layout_precision.py [--steps 5] [--threads 2] [--out NAME.json]``;
+prints a table and writes ``benchmarks/results/layout-precision-cpu.json`` (or ``--out``). The
+report says whether the CPU computes bf16 natively (AVX512-BF16 or AMX): where it does not, the
+bf16 columns measure oneDNN's emulation, which is why ``precision: bf16`` trains in fp32 there.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pneumobench.benchmark.device import cpu_has_native_bf16
 from pneumobench.registry import create_model
 
 MODELS = ("simple_cnn", "resnet18", "tv:mobilenet_v2")
@@ -59,10 +62,22 @@ def step_ms(name: str, size: int, channels_last: bool, bf16: bool, steps: int) -
     return (time.perf_counter() - started) / steps * 1000
 
 
+def _cpu_model() -> str:
+    """The CPU's model name as Linux reports it (platform.processor() is often empty)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="layout-precision-cpu.json", help="file in results/")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
@@ -78,7 +93,7 @@ def main() -> None:
             row["speedup_nhwc_bf16"] = round(times["nchw_fp32"] / times["nhwc_bf16"], 2)
             rows.append(row)
             print("  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
-    out = Path(__file__).resolve().parent / "results" / "layout-precision-cpu.json"
+    out = Path(__file__).resolve().parent / "results" / args.out
     out.write_text(
         json.dumps(
             {
@@ -86,6 +101,8 @@ def main() -> None:
                 f"{args.steps} steps after 2 warm-up steps",
                 "threads": args.threads,
                 "cpu": platform.processor() or platform.machine(),
+                "cpu_model": _cpu_model(),
+                "native_bf16": cpu_has_native_bf16(),
                 "torch": torch.__version__,
                 "rows": rows,
             },
