@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from rich.console import Console
 
@@ -101,8 +102,9 @@ def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
     board.add_argument(
         "--resamples",
         type=_resamples,
-        default=2000,
-        help="bootstrap resamples for the paired comparisons (default 2000, at least 100)",
+        default=None,
+        help="bootstrap resamples of the intervals and paired comparisons (default: the "
+        "config's evaluation.bootstrap_resamples, else 2000; at least 100)",
     )
     board.add_argument(
         "--config",
@@ -127,7 +129,10 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     report.add_argument("--storage", help="Optuna storage URL (default: the config's)")
     report.add_argument("--config", type=Path, default=None, help="read names and URIs from it")
     report.add_argument(
-        "--resamples", type=_resamples, default=1000, help="bootstrap resamples (at least 100)"
+        "--resamples",
+        type=_resamples,
+        default=None,
+        help="bootstrap resamples (default: as for leaderboard; at least 100)",
     )
     report.add_argument(
         "--no-log", action="store_true", help="do not attach the report to MLflow's summary run"
@@ -275,10 +280,29 @@ def _next_steps(config_path: Path, name: str, uri: str, storage: str, outcomes: 
     return table
 
 
-def resolve_store(args: argparse.Namespace) -> tuple[str, str, str | None, float]:
-    """Experiment name, tracking URI, Optuna storage and alpha: flags first, then the config."""
+class ResolvedStore(NamedTuple):
+    """Where an experiment's results live and how they are judged, resolved once for the
+    commands that read them (leaderboard, report, promote)."""
+
+    name: str
+    uri: str
+    storage: str | None  # Optuna storage URL
+    alpha: float  # significance level of the paired comparisons
+    resamples: int  # bootstrap resamples of the intervals and paired comparisons
+
+
+def resolve_store(args: argparse.Namespace) -> ResolvedStore:
+    """Flags first, then the config (``--config``, else ``experiments.yaml`` here), then the
+    config schema's defaults. The leaderboard and the report take alpha and the resample count
+    from the same place as ``pneumobench run``'s own leaderboard, so the three never disagree on
+    a group for lack of a flag."""
+    from pneumobench.config import EvaluationConfig
+
     name, uri = args.experiment, args.tracking_uri
-    storage, alpha = getattr(args, "storage", None), 0.05
+    storage = getattr(args, "storage", None)
+    resamples = getattr(args, "resamples", None)
+    defaults = EvaluationConfig()
+    alpha, config_resamples = defaults.alpha, defaults.bootstrap_resamples
     config_path = args.config or (Path(DEFAULT_CONFIG) if Path(DEFAULT_CONFIG).is_file() else None)
     wants_storage = args.command == "report" and storage is None
     if config_path is not None and (args.config or not (name and uri) or wants_storage):
@@ -288,13 +312,19 @@ def resolve_store(args: argparse.Namespace) -> tuple[str, str, str | None, float
         name = name or config.name
         uri = uri or config.tracking.uri
         storage = storage or config.search.storage
-        alpha = config.evaluation.alpha
+        alpha, config_resamples = config.evaluation.alpha, config.evaluation.bootstrap_resamples
     if name is None:
         raise ConfigError(
             f"no --experiment given and no {DEFAULT_CONFIG} here to read its name from"
         )
     uri = absolute_sqlite(uri or "sqlite:///mlflow.db")
-    return name, uri, absolute_sqlite(storage) if storage else None, alpha
+    return ResolvedStore(
+        name,
+        uri,
+        absolute_sqlite(storage) if storage else None,
+        alpha,
+        resamples or config_resamples,
+    )
 
 
 def _leaderboard(args: argparse.Namespace, console: Console) -> int:
@@ -306,8 +336,11 @@ def _leaderboard(args: argparse.Namespace, console: Console) -> int:
     )
 
     normalize_metric(args.metric)  # a bad metric fails before anything is opened
-    name, uri, _, alpha = resolve_store(args)
-    rows = load_leaderboard(name, args.metric, uri, n_resamples=args.resamples, alpha=alpha)
+    store = resolve_store(args)
+    name = store.name
+    rows = load_leaderboard(
+        name, args.metric, store.uri, n_resamples=store.resamples, alpha=store.alpha
+    )
     if not any(r["status"] == "evaluated" for r in rows):
         _nothing_evaluated(name, rows)
         if not rows:
@@ -336,8 +369,11 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     normalize_metric(args.metric)
     if args.out.suffix.lower() not in (".html", ".htm", ".md"):
         raise ConfigError(f"--out {args.out}: name an .html or a .md file")
-    name, uri, storage, _ = resolve_store(args)
-    report = build_report(name, uri, storage, args.metric, n_resamples=args.resamples)
+    store = resolve_store(args)
+    name, uri = store.name, store.uri
+    report = build_report(
+        name, uri, store.storage, args.metric, n_resamples=store.resamples, alpha=store.alpha
+    )
     if not report.models:
         _nothing_evaluated(name, [])
         return 1

@@ -471,6 +471,46 @@ def test_empty_results_say_so_and_exit_1(
     assert json.loads("[]") == []
 
 
+def test_leaderboard_and_report_judge_with_the_configs_resamples_and_alpha(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_kermany: Path
+) -> None:
+    """The report once bootstrapped 1000 times where the leaderboard (and the run's own table)
+    bootstrapped 2000, and ignored the config's alpha: on the default benchmark the two put
+    ensemble-top3 in different groups (Holm p 0.056 against 0.032). Both now read
+    evaluation.bootstrap_resamples and evaluation.alpha; a flag still wins."""
+    import types
+
+    import pneumobench.benchmark.leaderboard as leaderboard
+    import pneumobench.benchmark.report as report
+
+    raw = tiny_config(fake_kermany)
+    raw["evaluation"] = {"bootstrap_resamples": 300, "alpha": 0.1}
+    config = write_config(tmp_path / "e.yaml", raw)
+    seen: list[tuple[str, int, float]] = []
+
+    def fake_leaderboard(name, metric, uri, *, n_resamples, alpha, **_):
+        seen.append(("leaderboard", n_resamples, alpha))
+        return []
+
+    def fake_report(name, uri, storage, metric, *, n_resamples, alpha):
+        seen.append(("report", n_resamples, alpha))
+        return types.SimpleNamespace(models=[])
+
+    monkeypatch.setattr(leaderboard, "load_leaderboard", fake_leaderboard)
+    monkeypatch.setattr(report, "build_report", fake_report)
+    monkeypatch.chdir(tmp_path)
+    main(["leaderboard", "--config", str(config)])
+    main(["report", "--config", str(config), "--out", "r.html", "--no-log"])
+    main(["report", "--config", str(config), "--out", "r.html", "--no-log", "--resamples", "500"])
+    main(["leaderboard", "--experiment", "x", "--tracking-uri", "sqlite:///m.db"])  # no config
+    assert seen == [
+        ("leaderboard", 300, 0.1),
+        ("report", 300, 0.1),
+        ("report", 500, 0.1),
+        ("leaderboard", 2000, 0.05),
+    ]
+
+
 # --- resizing a non-square X-ray ----------------------------------------------------------------
 
 

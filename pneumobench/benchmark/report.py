@@ -65,11 +65,13 @@ def build_report(
     tracking_uri: str,
     storage: str | None,
     metric: str = "recall",
-    n_resamples: int = 1000,
+    n_resamples: int = 2000,
+    alpha: float = 0.05,
 ) -> Report:
-    """Read an experiment's final models (MLflow) and studies (Optuna ``storage``, optional)."""
+    """Read an experiment's final models (MLflow) and studies (Optuna ``storage``, optional);
+    ``n_resamples`` and ``alpha`` as for the leaderboard (the experiment's evaluation config)."""
     key = normalize_metric(metric)
-    rows = load_leaderboard(experiment, metric, tracking_uri, n_resamples=n_resamples)
+    rows = load_leaderboard(experiment, metric, tracking_uri, n_resamples=n_resamples, alpha=alpha)
     store = client(tracking_uri)
     headers, cells = table_cells(rows, key)
     evaluated = [r for r in rows if r["status"] == "evaluated"]

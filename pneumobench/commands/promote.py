@@ -27,9 +27,9 @@ def main(args: argparse.Namespace, console: Console) -> int:
 
     normalize_metric(args.metric)
     args.command = "promote"
-    name, uri, _, _ = resolve_store(args)
-    rows = load_leaderboard(name, args.metric, uri, compare=False)
-    return promote_champion(name, uri, rows, args.metric, console)
+    store = resolve_store(args)
+    rows = load_leaderboard(store.name, args.metric, store.uri, compare=False)
+    return promote_champion(store.name, store.uri, rows, args.metric, console)
 
 
 def promote_champion(name: str, uri: str, rows: list, metric: str, console: Console) -> int:
