@@ -1,7 +1,8 @@
 """Training-step time of the default benchmark's networks by memory layout and precision.
 
-Why pneumobench keeps weights and batches in channels_last (NHWC) on every device, and why the
-default benchmark trains resnet18 with ``protocol.precision: bf16``: one AdamW training step
+Why pneumobench keeps weights and batches in channels_last (NHWC) on every device, and when
+``protocol.precision: bf16`` pays on a CPU (natively: resnet18 at 64 px; emulated: never): one
+AdamW training step
 (forward, backward, update) on a batch of 64 single-channel images, in four variants (NCHW fp32,
 NCHW bf16 autocast, NHWC fp32, NHWC bf16 autocast), at 32 and 64 px, timed in one run so the
 ratios are comparable on a noisy machine (2 warm-up steps, then the mean of ``--steps``).

@@ -196,7 +196,7 @@ class ProtocolConfig(StrictModel):
         description="training steps' arithmetic: auto is mixed precision on CUDA (bf16, else "
         "fp16) and fp32 on CPU; bf16 autocasts on a GPU and on a CPU with AVX512-BF16 or AMX (a "
         "resnet18 step at 64 px about 1.5x faster there) and trains in fp32 on any other CPU, "
-        "where emulated bf16 is about 10x slower; the tag 'precision' of each model run says "
+        "where emulated bf16 is 5-12x slower; the tag 'precision' of each model run says "
         "what it trained in; predictions keep auto's precision",
     )
 

@@ -142,7 +142,7 @@ def test_bf16_precision_trains_under_bf16_autocast_and_predicts_in_fp32(tiny, mo
 
 
 def test_bf16_on_a_cpu_without_native_bf16_trains_in_fp32_and_says_so(tiny, monkeypatch) -> None:
-    """Emulated bf16 is ~10x slower than fp32 on an AVX2 CPU: a config that asks for bf16 (the
+    """Emulated bf16 is 5-12x slower than fp32 on an AVX2 CPU: a config that asks for bf16 (the
     default benchmark's resnet18) must not turn a 20-minute run into hours there."""
     from pneumobench.benchmark import device
     from pneumobench.benchmark.device import (

@@ -34,8 +34,8 @@ def cpu_has_native_bf16() -> bool:
     Without it oneDNN emulates bf16, and a training step is an order of magnitude slower than in
     fp32 (resnet18 at 64 px, batch 64, channels_last, 2 AMD EPYC AVX2 cores: 8.1 s against 0.85 s;
     benchmarks/results/layout-precision-cpu-avx2.json), so ``bf16`` falls back to fp32 there
-    (:func:`autocast_dtype`). PyTorch keeps these probes private; a
-    build without them counts as having no native bf16.
+    (:func:`autocast_dtype`). PyTorch keeps these probes private; a build without them counts as
+    having no native bf16.
     """
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
@@ -70,7 +70,7 @@ def precision_fallback_note(label: str, device: torch.device, precision: str) ->
         return None
     return (
         f"{label}: protocol.precision bf16 asked for, but this CPU has no native bf16 "
-        "(AVX512-BF16 or AMX), where emulated bf16 trains about 10x slower: training in fp32"
+        "(AVX512-BF16 or AMX), where emulated bf16 trains 5-12x slower: training in fp32"
     )
 
 
