@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pneumobench.benchmark.device import cpu_has_native_bf16
 from pneumobench.registry import create_model
+from pneumobench.train.device import cpu_has_native_bf16
 
 MODELS = ("simple_cnn", "resnet18", "tv:mobilenet_v2")
 VARIANTS = {  # name: (channels_last, bf16)

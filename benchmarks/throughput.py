@@ -35,13 +35,13 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pneumobench.benchmark.device import autocast_dtype, resolve_device  # noqa: E402
-from pneumobench.benchmark.training import train_one_epoch, train_step  # noqa: E402
 from pneumobench.config import AugmentConfig, parse_config  # noqa: E402
 from pneumobench.data import prepare_data  # noqa: E402
 from pneumobench.data.batches import BatchFeeder  # noqa: E402
 from pneumobench.data.cache import clear_memory_cache  # noqa: E402
 from pneumobench.registry import create_model  # noqa: E402
+from pneumobench.train.device import autocast_dtype, resolve_device  # noqa: E402
+from pneumobench.train.protocol import train_one_epoch, train_step  # noqa: E402
 
 FULLRES = (1300, 944)  # about the originals' 1.4:1 grey frames
 

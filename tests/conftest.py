@@ -121,3 +121,33 @@ def store_uri() -> str:
 
 def storage_uri() -> str:
     return f"sqlite:///{Path.cwd() / 'optuna.db'}"
+
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny run of two models, trained once per test session, for the tests that only read
+    it (registry versions, predict, export, serving, the report's storage lookup)."""
+    from pneumobench.commands.main import main
+
+    folder = tmp_path_factory.mktemp("served")
+    cwd = Path.cwd()
+    os.chdir(folder)
+    try:
+        data = write_fake_kermany(folder / "chest_xray", patients_per_class=10)
+        raw = tiny_config(data)
+        raw["search"]["n_trials"] = 1
+        config = write_config(folder / "experiments.yaml", raw)
+        assert main(["run", str(config)]) == 0
+    finally:
+        os.chdir(cwd)
+    return folder
+
+
+@pytest.fixture
+def in_run_folder(finished: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The current folder is the finished run's, its store MLflow's default."""
+    import mlflow
+
+    monkeypatch.chdir(finished)
+    mlflow.set_tracking_uri(f"sqlite:///{finished / 'mlflow.db'}")
+    return finished

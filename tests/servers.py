@@ -115,7 +115,7 @@ def start_worker(
         [
             sys.executable,
             "-m",
-            "pneumobench.cli",
+            "pneumobench",
             "run",
             str(config),
             "--storage",

@@ -1,4 +1,4 @@
-"""The terminal view: a live bar on a terminal, plain lines in logs."""
+"""Tests of pneumobench/progress.py: what the terminal shows while a benchmark runs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from pneumobench.benchmark.progress import LiveProgress, PlainProgress, make_progress
+from pneumobench.progress import LiveProgress, PlainProgress, make_progress
 
 METRICS = {"train_loss": 0.5, "val_f1": 0.75, "images_per_second": 900.0}
 

@@ -28,11 +28,11 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
-from pneumobench.benchmark.training import fit, predict
 from pneumobench.config import load_config
 from pneumobench.data.batches import BatchFeeder
 from pneumobench.data.prepare import prepare_data
 from pneumobench.registry import create_model
+from pneumobench.train.protocol import fit, predict
 
 BEST = {
     "lr": 1.0100874254895759e-3,

@@ -3,7 +3,7 @@
 # data.resize measured: three runs of the same config, one per mode; validation objective compared.
 cd /tmp/resize
 for mode in squash center_crop pad; do
-  /work/main/.venv/bin/python -m pneumobench.cli run exp.yaml --set data.resize=$mode --set name=resize-$mode > run-$mode.log 2>&1
+  /work/main/.venv/bin/python -m pneumobench.commands.main run exp.yaml --set data.resize=$mode --set name=resize-$mode > run-$mode.log 2>&1
   echo "$mode exit $?"
 done
 /work/main/.venv/bin/python - <<'PY'

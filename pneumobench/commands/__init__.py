@@ -1,2 +1,3 @@
-"""Sub-commands beyond run / leaderboard / report / models, one module each: argument parsing
-(``add_parser``) and the action (``main``), so ``cli.py`` stays a dispatcher."""
+"""Every sub-command of ``pneumobench``, one module each (``add_parser`` and ``main``), the
+dispatch table (``main``), the options they share (``options``) and the one resolver of which
+experiment and store they read (``store``)."""

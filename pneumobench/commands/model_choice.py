@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pneumobench.errors import ConfigError, ModelError
+from pneumobench.commands.options import add_store_options
+from pneumobench.errors import ModelError
 
 if TYPE_CHECKING:  # torch is imported when a model is chosen, not for `pneumobench --help`
     import torch
@@ -32,11 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME@ALIAS",
         help="a registered version: NAME@ALIAS or NAME/VERSION (default: the experiment's champion)",
     )
-    parser.add_argument("--experiment", help="MLflow experiment (default: name in the config)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the config's)")
-    parser.add_argument(
-        "--config", type=Path, default=None, help="experiment YAML (names, URIs, plugins)"
-    )
+    add_store_options(parser)
     parser.add_argument(
         "--plugin",
         action="append",
@@ -59,24 +56,17 @@ class ChosenModel:
 
 def choose(args: argparse.Namespace) -> ChosenModel:
     """Resolve the options to a model run and rebuild its final model."""
-    from pneumobench.cli import DEFAULT_CONFIG
+    from pneumobench.commands.store import resolve_store
     from pneumobench.registry.plugins import load_plugins
     from pneumobench.serving.bundle import load_bundle, parity_images
     from pneumobench.tracking import models as tracked
-    from pneumobench.tracking.store import absolute_sqlite, require_local_store
+    from pneumobench.tracking.store import require_local_store
 
-    name, uri = args.experiment, args.tracking_uri
-    config_path = args.config or (Path(DEFAULT_CONFIG) if Path(DEFAULT_CONFIG).is_file() else None)
-    if config_path is not None:
-        from pneumobench.config import load_config
-
-        config = load_config(config_path)
-        name, uri = name or config.name, uri or config.tracking.uri
-        config.load_plugins()  # the experiment's own models rebuild from the same registry
+    store = resolve_store(args, needs_name=not (args.run_id or args.registered))
+    name, uri = store.name, store.uri
+    if store.config is not None:  # the experiment's own models rebuild from the same registry
+        load_plugins(store.config.plugins, store.config.base_dir)
     load_plugins(list(args.plugin))
-    if name is None and not (args.run_id or args.registered):
-        raise ConfigError(f"no --experiment given and no {DEFAULT_CONFIG} here to read it from")
-    uri = absolute_sqlite(uri or "sqlite:///mlflow.db")
     require_local_store(uri)
     tracked.connect(uri)
     run_id, chosen = tracked.resolve_model_run(

@@ -3,68 +3,66 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from rich.console import Console
 
+from pneumobench.commands.options import add_metric_option, add_store_options
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """``promote`` and its options."""
     parser = sub.add_parser(
         "promote",
         help="move the registered model's 'champion' alias to the leaderboard's champion",
     )
-    parser.add_argument("--metric", default="recall", help="ranking metric (as for leaderboard)")
-    parser.add_argument("--experiment", help="MLflow experiment (default: name in the config)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the config's)")
-    parser.add_argument("--config", type=Path, default=None)
+    add_metric_option(parser)
+    add_store_options(parser)
+    return parser
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
     """Rank, then move the alias; 1 when no model is evaluated or registered."""
-    from pneumobench.benchmark.leaderboard import load_leaderboard, normalize_metric
-    from pneumobench.cli import resolve_store
+    from pneumobench.commands.store import resolve_store
+    from pneumobench.report.leaderboard import load_leaderboard, normalize_metric
 
     normalize_metric(args.metric)
-    args.command = "promote"
     store = resolve_store(args)
-    rows = load_leaderboard(store.name, args.metric, store.uri, compare=False)
+    rows = load_leaderboard(store.name, args.metric, store.uri, store.evaluation, compare=False)
     return promote_champion(store.name, store.uri, rows, args.metric, console)
 
 
 def promote_champion(name: str, uri: str, rows: list, metric: str, console: Console) -> int:
     """Move ``champion`` to the first evaluated row; say what happened. 0 when set."""
     from pneumobench.tracking import models as tracked
-    from pneumobench.tracking import schema as S
 
-    evaluated = [r for r in rows if r["status"] == "evaluated"]
+    evaluated = [r for r in rows if r.evaluated]
     if not evaluated:
         console.print(f"[yellow]no evaluated model in {name}: no champion to promote[/]")
         return 1
-    singles = [r for r in evaluated if r.get("family") != S.FAMILY_ENSEMBLE]
+    singles = [r for r in evaluated if not r.is_ensemble]
     top = singles[0] if singles else evaluated[0]
     if top is not evaluated[0]:
         console.print(
-            f"the top row by {metric}, {evaluated[0]['model']}, is an ensemble (not one registered "
-            f"model): the champion alias goes to the best single model, {top['model']}"
+            f"the top row by {metric}, {evaluated[0].model}, is an ensemble (not one registered "
+            f"model): the champion alias goes to the best single model, {top.model}"
         )
     tracked.connect(uri)
-    previous, new = tracked.set_champion(name, top["run_id"], metric)
+    previous, new = tracked.set_champion(name, top.run_id, metric)
     registered = tracked.registered_name(name)
     if new is None:
         console.print(
-            f"[yellow]{top['model']} (champion by {metric}) has no registered version[/]: it was "
+            f"[yellow]{top.model} (champion by {metric}) has no registered version[/]: it was "
             "evaluated before models were registered; `pneumobench run --force` registers it"
         )
         return 1
     if previous is not None and previous.version == new.version:
         console.print(
-            f"champion: {registered}@champion stays at version {new.version} ({top['model']})"
+            f"champion: {registered}@champion stays at version {new.version} ({top.model})"
         )
     else:
         moved = f", moved from version {previous.version} ({previous.label})" if previous else ""
         console.print(
             f"champion: [bold]{registered}@champion[/] -> version {new.version} "
-            f"({top['model']}, best by {metric}){moved}"
+            f"({top.model}, best by {metric}){moved}"
         )
     return 0

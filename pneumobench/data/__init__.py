@@ -1,8 +1,8 @@
 """Data: a source's records and pixels, decoded once, split by patient, fed as batches.
 
 ``prepare_data`` (in ``prepare``) is the door; ``sources/`` holds one module per data source.
-The names below are imported on first use, so that ``config`` can read the leaf tables
-(``labels``, ``sources``) without importing ``prepare``, which needs the config.
+The names below are imported on first use, so that ``pneumobench data check`` and the
+sources' tables load without numpy-heavy ``prepare``.
 """
 
 from __future__ import annotations

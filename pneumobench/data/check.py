@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pneumobench.config.fields import class_names_for
 from pneumobench.data.decode import decode_many
-from pneumobench.data.labels import class_names_for, pneumonia_subtype
+from pneumobench.data.labels import pneumonia_subtype
 from pneumobench.data.leaks import LeakReport, fingerprints, near_duplicates, shared_patients
 from pneumobench.data.pixels import header
 from pneumobench.data.records import ImageRecord

@@ -34,12 +34,3 @@ def pneumonia_subtype(filename: str) -> str | None:
     if has_bacteria == has_virus:
         return None
     return "bacteria" if has_bacteria else "virus"
-
-
-BINARY_CLASSES = ("normal", "pneumonia")
-MULTICLASS_CLASSES = ("normal", "bacteria", "virus")
-
-
-def class_names_for(task: str) -> tuple[str, ...]:
-    """Class names by label index: normal is always 0, so ``label != 0`` is any pneumonia."""
-    return MULTICLASS_CLASSES if task == "multiclass" else BINARY_CLASSES

@@ -39,7 +39,7 @@ class Split:
         return np.asarray(self.source[self.index])
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PreparedData:
     """Train, validation and test of one experiment, and what a user should know about them."""
 
@@ -130,17 +130,17 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
     leaks.identical = cross_split_duplicates(loaded.content_digests, where, records)
     notes += _leak_notes(leaks, data.on_leak)
     return PreparedData(
-        splits["train"],
-        splits["val"],
-        splits["test"],
-        config.class_names,
-        data.source,
-        request.root,
-        digest,
-        source.has_patient_ids,
-        notes,
-        loaded.skipped,
-        leaks,
+        train=splits["train"],
+        val=splits["val"],
+        test=splits["test"],
+        class_names=config.class_names,
+        source=data.source,
+        root=request.root,
+        digest=digest,
+        has_patient_ids=source.has_patient_ids,
+        notes=notes,
+        skipped=loaded.skipped,
+        leaks=leaks,
     )
 
 

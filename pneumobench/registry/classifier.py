@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pneumobench.registry.core import Backbone
+from pneumobench.registry.table import Backbone
 
 
 class Classifier(nn.Module):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from pneumobench.registry.core import Backbone, register_model
+from pneumobench.registry.table import Backbone, register_model
 
 
 def _conv(cin: int, cout: int) -> list[nn.Module]:

@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pneumobench.errors import ConfigError
+from pneumobench.registry import table
+from pneumobench.registry.builtin import ensure_builtins
 
 ENTRY_POINT_GROUP = "pneumobench.models"
 
@@ -36,20 +38,11 @@ class PluginError(ConfigError):
 
 
 _loaded: dict[str, str] = {}  # plugin key (resolved file or module name) -> origin text
-_current_origin: list[str] = []  # the plugin being imported, for register_model
-
-
-def current_origin() -> str | None:
-    """Where the entries being registered right now come from (None: pneumobench itself)."""
-    return _current_origin[-1] if _current_origin else None
 
 
 def load_plugins(specs: list[str], base: Path | None = None) -> list[str]:
     """Import each plugin of a config's ``plugins:`` (files relative to ``base``); their origins.
     Installed plugin packages (entry points) are loaded first, new ones included."""
-    from pneumobench.registry import core
-
-    core.ensure_builtins()
     load_entry_points()
     origins = []
     for i, spec in enumerate(specs):
@@ -65,7 +58,9 @@ def load_plugins(specs: list[str], base: Path | None = None) -> list[str]:
 
 
 def load_entry_points() -> list[str]:
-    """Import every installed ``pneumobench.models`` entry point not loaded yet; their origins."""
+    """Import every installed ``pneumobench.models`` entry point not loaded yet (pneumobench's own
+    families first); their origins."""
+    ensure_builtins()
     origins = []
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = entry.dist.name if entry.dist is not None else "?"
@@ -111,34 +106,29 @@ def _load_module(name: str, where: str) -> str:
     if name in _loaded:
         return _loaded[name]
     origin = f"module {name}"
-    with _registering(name, origin, where):
+    with _registering(name, origin, where) as origins:
         module = importlib.import_module(name)
         origin = f"module {name} ({getattr(module, '__file__', '?')})"
-        _current_origin[-1] = origin
+        origins[-1] = origin
     _loaded[name] = origin
     return origin
 
 
 @contextlib.contextmanager
-def _registering(key: str, origin: str, where: str) -> Iterator[None]:
+def _registering(key: str, origin: str, where: str) -> Iterator[list[str]]:
     """Entries registered inside are tagged with ``origin``; on any failure they are removed
     again and the failure becomes a PluginError with the plugin's file and line."""
-    from pneumobench.registry import core
-
-    if not key.startswith("entry-point:"):
-        core.ensure_builtins()  # (entry points load from inside ensure_builtins itself)
-    before = set(core.registered_names())
-    _current_origin.append(origin)
-    try:
-        yield
-    except PluginError:
-        core.unregister(set(core.registered_names()) - before)
-        raise
-    except Exception as exc:
-        core.unregister(set(core.registered_names()) - before)
-        raise PluginError(f"{where}: {_located(exc)}") from None
-    finally:
-        _current_origin.pop()
+    ensure_builtins()
+    before = set(table.registered_names())
+    with table.registering_from(origin) as origins:
+        try:
+            yield origins
+        except PluginError:
+            table.unregister(set(table.registered_names()) - before)
+            raise
+        except Exception as exc:
+            table.unregister(set(table.registered_names()) - before)
+            raise PluginError(f"{where}: {_located(exc)}") from None
     _loaded[key] = origin
 
 

@@ -6,7 +6,7 @@ import os
 from functools import partial
 
 from pneumobench.errors import ModelError
-from pneumobench.registry.core import (
+from pneumobench.registry.table import (
     Architecture,
     Backbone,
     library_architecture,

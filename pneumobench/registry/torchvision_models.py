@@ -12,7 +12,7 @@ from functools import partial
 from torch import nn
 
 from pneumobench.errors import ModelError
-from pneumobench.registry.core import (
+from pneumobench.registry.table import (
     Architecture,
     Backbone,
     library_architecture,

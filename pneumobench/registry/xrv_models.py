@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pneumobench.errors import ModelError
-from pneumobench.registry.core import Architecture, Backbone, register_prefix
+from pneumobench.registry.table import Architecture, Backbone, register_prefix
 from pneumobench.registry.weights import weights_unavailable
 
 CACHE_ENV = "PNEUMOBENCH_XRV_CACHE"

@@ -100,7 +100,7 @@ def _explain(
     folder: Path,
     offset: int,
 ) -> None:
-    from pneumobench.benchmark.saliency import grad_cam, overlay_png
+    from pneumobench.evaluate.saliency import grad_cam, overlay_png
 
     folder.mkdir(parents=True, exist_ok=True)
     cams = grad_cam(model, images, decisions)
@@ -148,7 +148,7 @@ def to_json(rows: list[Prediction], spec: ModelSpec, model: dict[str, str]) -> s
         "model": model,
         "operating_point": spec.decision_point,
         "threshold": spec.threshold,
-        "class_names": spec.class_names,
+        "class_names": spec.class_names,  # not an MLflow name: the JSON output's key
         "predictions": [
             {
                 "path": r.path,

@@ -10,21 +10,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pneumobench.benchmark.saliency import grad_cam, panel_indices
+from pneumobench.evaluate.saliency import grad_cam, panel_indices
 from pneumobench.serving import export
 from pneumobench.serving.bundle import PARITY_IMAGES, ModelSpec, decide, write_bundle
 from pneumobench.tracking import models as tracked
 from pneumobench.tracking import schema as S
 
 # test metrics copied onto the registered version (what the Models page shows)
-VERSION_METRICS = (
-    "test_at_spec_recall",
-    "test_at_sens_specificity",
-    "test_at_f1_f1",
-    "test_at_acc_accuracy",
-    "test_roc_auc",
-    "test_pr_auc",
-)
+VERSION_METRICS = S.RANKED_METRICS
 
 
 def saliency_panel(

@@ -8,7 +8,7 @@ Naming rule for metrics, stated once:
 - ``val_<metric>`` per epoch in a trial run; ``best_val_<metric>`` the best epoch's value;
 - ``test_<metric>`` on a final model's parent run, at the argmax decision;
 - ``test_at_<point>_<metric>`` at an operating point chosen on validation (``threshold_<point>``;
-  points and what they serve: ``benchmark/operating_points.py``), ``val_at_<point>_<metric>`` the
+  points and what they serve: ``evaluate/operating_points.py``), ``val_at_<point>_<metric>`` the
   same threshold on validation;
 - ``test_<metric>_ci_low`` / ``_ci_high`` its bootstrap interval (patients resampled);
 - ``test_<metric>_mean`` / ``_std`` across seed repeats (``n_seeds`` of them).
@@ -40,7 +40,9 @@ BEST_TRIAL = "best_trial"
 TEST_EVALUATIONS = "pneumobench.test_evaluations"  # times this model's test set was looked at
 OP_TARGET_SENSITIVITY = "op_target_sensitivity"
 OP_TARGET_SPECIFICITY = "op_target_specificity"
-BOOTSTRAP_UNIT = "bootstrap_unit"  # "patient" where the data has patient ids, else "image"
+BOOTSTRAP_UNIT = "bootstrap_unit"  # BOOTSTRAP_PATIENT where the data has patient ids
+BOOTSTRAP_PATIENT = "patient"
+BOOTSTRAP_IMAGE = "image"
 SEED_MEMBERS = "pneumobench.seed_runs"  # runs holding each seed's final model, comma-separated
 MODELS = "models"  # on the summary run: the models its report covers
 
@@ -69,15 +71,111 @@ PROVENANCE_TAGS = (VERSIONS, DEVICE, GIT_COMMIT, VERSION, DATASET_DIGEST, SEED, 
 # --- params --------------------------------------------------------------------------------------
 PARAM_OBJECTIVE = "search.objective"
 DATA_PARAM_PREFIX = "data."  # data.n_train, data.patients_val, data.n_test_pneumonia, ...
+PARAM_PATIENTS_CHECKED = "data.patients_checked"  # "True" where splits were checked by patient
+PARAM_SKIPPED_IMAGES = "data.skipped_images"
+PARAM_LEAK_SHARED_PATIENTS = "data.leak_shared_patients"
+PARAM_LEAK_NEAR_DUPLICATES = "data.leak_near_duplicate_pairs"
+PARAM_LEAK_IDENTICAL_GROUPS = "data.leak_identical_groups"
+
+
+def data_param(name: str) -> str:
+    """A data-summary param: ``n_train`` -> ``data.n_train`` (see ``PreparedData.summary``)."""
+    return f"{DATA_PARAM_PREFIX}{name}"
+
+
+def split_count_param(split: str, class_name: str | None = None) -> str:
+    """``data.n_<split>`` (images in a split), or ``data.n_<split>_<class>``."""
+    return data_param(f"n_{split}" + (f"_{class_name}" if class_name else ""))
+
+
+def split_patients_param(split: str) -> str:
+    """``data.patients_<split>``: patients in a split (where the data has patient ids)."""
+    return data_param(f"patients_{split}")
+
 
 # --- metrics -------------------------------------------------------------------------------------
+TRAIN_LOSS = "train_loss"  # per epoch in a trial run, beside the val_<metric> values
+VAL_LOSS = "val_loss"
+VAL_F1 = "val_f1"
+# what a search can optimize: per-epoch validation numbers of every trial
+VAL_METRICS = (
+    VAL_F1,
+    "val_recall",
+    "val_precision",
+    "val_accuracy",
+    "val_auc",
+    "val_specificity",
+    VAL_LOSS,
+)
 TEST_PREFIX = "test_"
+VAL_PREFIX = "val_"
 BEST_PREFIX = "best_"
+BEST_VAL_PREFIX = "best_val_"
+VAL_AT_PREFIX = "val_at_"
 THRESHOLD_PREFIX = "threshold_"
 N_SEEDS = "n_seeds"
 BEST_EPOCH = "best_epoch"
 TEST_ECE = "test_ece"
 N_TEST_EVALUATIONS = "test_evaluations"  # the count above as a metric (leaderboard, report)
+
+
+# --- operating points: where a threshold metric is measured (``evaluate/operating_points.py``) ---
+POINTS = ("sens", "spec", "f1", "acc")
+# leaderboard metric -> (operating point, metric at it); None: a threshold-free metric
+RANKED: dict[str, tuple[str | None, str]] = {
+    "recall": ("spec", "recall"),
+    "specificity": ("sens", "specificity"),
+    "precision": ("sens", "precision"),
+    "f1": ("f1", "f1"),
+    "accuracy": ("acc", "accuracy"),
+    "roc_auc": (None, "roc_auc"),
+    "pr_auc": (None, "pr_auc"),
+}
+
+
+def point_metric(point: str, metric: str) -> str:
+    """``at_spec_recall``: ``metric`` at operating point ``point`` (without the test_ prefix)."""
+    return f"at_{point}_{metric}"
+
+
+def threshold_name(point: str) -> str:
+    """The MLflow metric holding a point's validation-chosen threshold (``threshold_spec``)."""
+    return f"{THRESHOLD_PREFIX}{point}"
+
+
+def ranked_name(metric: str) -> str:
+    """The logged name (without test_) of what the leaderboard ranks for ``metric``."""
+    point, name = RANKED[metric]
+    return name if point is None else point_metric(point, name)
+
+
+def val_metric(name: str) -> str:
+    """``f1`` -> ``val_f1``; ``at_spec_specificity`` -> ``val_at_spec_specificity``."""
+    return f"{VAL_PREFIX}{name}"
+
+
+def data_tags(
+    task: str, image_size: int, source: str, digest: str, class_names: tuple[str, ...]
+) -> dict[str, str]:
+    """What data produced a run's numbers: the tags every model and ensemble run carries."""
+    return {
+        TASK: task,
+        IMAGE_SIZE: str(image_size),
+        DATA_SOURCE: source,
+        DATASET_DIGEST: digest,
+        CLASS_NAMES: ",".join(class_names),
+    }
+
+
+def evaluation_tags(
+    target_sensitivity: float, target_specificity: float, has_patient_ids: bool
+) -> dict[str, str]:
+    """How a final evaluation judged: operating-point targets and the bootstrap's unit."""
+    return {
+        OP_TARGET_SENSITIVITY: str(target_sensitivity),
+        OP_TARGET_SPECIFICITY: str(target_specificity),
+        BOOTSTRAP_UNIT: BOOTSTRAP_PATIENT if has_patient_ids else BOOTSTRAP_IMAGE,
+    }
 
 
 def test_metric(name: str) -> str:
@@ -111,6 +209,7 @@ LEAKS = "data/leaks.csv"  # patients, near-duplicates and identical files across
 CHECKPOINT_DIR = "checkpoint"
 MODEL_DIR = "model"
 REPORT_DIR = "report"
+CONFIG_ARTIFACT = "config/resolved.yaml"  # the validated config, every default filled in
 SALIENCY_PANEL = "saliency/panel.npz"  # Grad-CAM maps of the experiment's test-image panel
 SALIENCY_FIGURE = "plots/saliency.png"
 SERVING_DIR = "serving"  # spec.json, weights.pt (state dict), parity_images.npy
@@ -124,3 +223,18 @@ STUDY_PARENT_ATTR = "mlflow_parent_run_id"
 TRIAL_RUN_ATTR = "mlflow_run_id"
 TRIAL_WORKER_ATTR = "worker"
 TRIAL_FAIL_ATTR = "fail_reason"
+
+
+# every ranked test metric, the default (recall) first: the UI's view, the registered version
+RANKED_METRICS = tuple(
+    test_metric(ranked_name(m))
+    for m in ("recall", "roc_auc", "specificity", "f1", "accuracy", "pr_auc")
+)
+
+
+def all_names() -> list[str]:
+    """Every name this module declares (the structure script checks none is spelt elsewhere)."""
+    names = [v for k, v in globals().items() if k.isupper() and isinstance(v, str)]
+    names += [*VAL_METRICS, *RANKED_METRICS, *(threshold_name(p) for p in POINTS)]
+    names += [ranked_name(m) for m, (point, _) in RANKED.items() if point is not None]
+    return names

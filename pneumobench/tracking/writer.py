@@ -61,11 +61,15 @@ def describe_model_run(
     skipped: list[str],
     leaks_csv: str | None,
     datasets: Mapping[str, int] | None = None,
+    config_yaml: str | None = None,
 ) -> None:
-    """Tags and params of the active parent run, and the audit trail of the data it saw;
-    ``datasets`` (split -> images) become MLflow dataset inputs (see ``log_datasets``)."""
+    """Tags and params of the active parent run, the resolved config whole (as Lightning's
+    ``SaveConfigCallback`` logs it), and the audit trail of the data it saw; ``datasets``
+    (split -> images) become MLflow dataset inputs (see ``log_datasets``)."""
     mlflow.set_tags({S.ROLE: S.ROLE_MODEL, **tags})
     mlflow.log_params(dict(params))
+    if config_yaml is not None:
+        mlflow.log_text(config_yaml, S.CONFIG_ARTIFACT)
     if datasets:
         log_datasets(datasets, tags[S.DATA_SOURCE], tags[S.DATASET_DIGEST], tags[S.DATA_PATH])
     mlflow.log_text(split_csv, S.SPLIT)

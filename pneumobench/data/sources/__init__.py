@@ -1,7 +1,8 @@
 """Data sources: one file per source behind :class:`~pneumobench.data.sources.base.DataSource`.
 
 A new source (DICOM folders, a CSV manifest, ...) is one module with a ``DataSource`` subclass
-plus one line in ``SOURCES``; ``data.source`` in the config accepts its name from then on.
+plus one line in ``SOURCES`` and one in the config's ``SOURCE_TASKS`` (the tasks it serves;
+``tests/test_architecture.py`` checks that both tables name the same sources).
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pneumobench.data.sources.base import DataSource
 
-# name in the config -> "module:class" (imported on first use, so the config can list the names
-# without importing any source)
+# name in the config -> "module:class" (imported on first use)
 SOURCES = {
     "folder": "pneumobench.data.sources.folder:FolderSource",
     "medmnist": "pneumobench.data.sources.medmnist:MedMNISTSource",

@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from pneumobench.config.fields import SOURCE_TASKS
 from pneumobench.data.records import ImageRecord
 
 
@@ -55,7 +56,6 @@ class DataSource(ABC):
     """Where images come from. Subclasses set the class attributes and implement ``load``."""
 
     name: ClassVar[str]
-    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass")
     # True: patient ids are known, so validation is carved from train by patient (unless the
     # official val split is kept); False: the source's own val split is used as it is.
     carves_validation: ClassVar[bool] = True
@@ -65,11 +65,10 @@ class DataSource(ABC):
     # True: every image is square already, so data.resize changes nothing (and not the digest).
     square_images: ClassVar[bool] = False
 
-    def check_task(self, task: str) -> str | None:
-        """Why this source cannot serve ``task`` (None if it can)."""
-        if task in self.tasks:
-            return None
-        return f"data.source {self.name} serves task {' or '.join(self.tasks)} only, not {task}"
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The tasks this source serves (the config's table ``SOURCE_TASKS`` says, and checks)."""
+        return SOURCE_TASKS[self.name]
 
     @abstractmethod
     def load(self, request: SourceRequest) -> SourceImages:

@@ -26,7 +26,6 @@ class MedMNISTSource(DataSource):
     patient, and the official val split is used as it is."""
 
     name: ClassVar[str] = "medmnist"
-    tasks: ClassVar[tuple[str, ...]] = ("binary",)
     carves_validation: ClassVar[bool] = False
     has_patient_ids: ClassVar[bool] = False
     square_images: ClassVar[bool] = True

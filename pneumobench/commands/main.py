@@ -1,0 +1,96 @@
+"""The ``pneumobench`` command: one parser, a dispatch table of sub-commands, one error policy.
+
+User errors exit with code 2 and no traceback; Ctrl-C exits 130 with the command that resumes;
+a run with a failed model exits 1. Each sub-command is one module of this package with
+``add_parser(sub)`` and ``main(args, console)``; nothing heavy is imported before it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from types import ModuleType
+
+from rich.console import Console
+
+from pneumobench.commands import (
+    data,
+    export,
+    leaderboard,
+    models,
+    predict,
+    promote,
+    report,
+    run,
+)
+from pneumobench.errors import PneumobenchError
+
+# sub-command -> its module, in the order `pneumobench --help` lists them
+COMMANDS: dict[str, ModuleType] = {
+    "run": run,
+    "leaderboard": leaderboard,
+    "report": report,
+    "data": data,
+    "predict": predict,
+    "export": export,
+    "promote": promote,
+    "models": models,
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pneumobench",
+        description="Benchmark pneumonia classifiers on chest X-rays: registry -> one protocol -> "
+        "Optuna -> MLflow -> leaderboard.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in COMMANDS.values():
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``pneumobench`` command; its exit code."""
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # runs must work with no network
+    # An unreachable tracking server is reported in seconds, not after minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # we say where to look
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    _quiet_libraries()
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    err = Console(stderr=True, highlight=False)
+    try:
+        return COMMANDS[args.command].main(args, console)
+    except PneumobenchError as exc:
+        if args.debug:
+            raise
+        err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        again = " ".join(["pneumobench", *(argv if argv is not None else sys.argv[1:])])
+        err.print(
+            "\n[bold yellow]interrupted.[/] Finished trials and runs are kept, the interrupted "
+            f"trial is marked failed. Resume with the same command:\n  {again}"
+        )
+        return 130
+
+
+def _quiet_libraries() -> None:
+    """Library chatter that says nothing to a pneumobench user (pickle format, pip version)."""
+    import logging
+    import warnings
+
+    for name in (
+        "mlflow.pytorch",
+        "mlflow.utils.environment",
+        "mlflow.models.model",
+        "mlflow.system_metrics",
+        "mlflow.utils.uv_utils",
+    ):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*experimental.*", module="optuna")

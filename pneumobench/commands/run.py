@@ -1,0 +1,124 @@
+"""``pneumobench run CONFIG``: search and evaluate every model, then the leaderboard, the
+champion alias, and where to look next."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from pneumobench import interrupts
+from pneumobench.commands.options import DEFAULT_METRIC
+from pneumobench.errors import ConfigError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``run`` and its options."""
+    run = sub.add_parser("run", help="search and evaluate every model of a config")
+    run.add_argument("config", type=Path, help="experiment YAML, e.g. experiments.yaml")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set protocol.max_epochs=3 (repeatable)",
+    )
+    run.add_argument("--models", help="comma-separated labels or names to run (default: all)")
+    run.add_argument("--tracking-uri", help="MLflow tracking URI (overrides tracking.uri)")
+    run.add_argument("--storage", help="Optuna storage URL (overrides search.storage)")
+    run.add_argument("--device", help="auto | cpu | cuda | cuda:N (overrides device)")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="evaluate on test again even if a final evaluation is logged",
+    )
+    return run
+
+
+def resolved_config(args: argparse.Namespace) -> Any:
+    """The config as this run uses it: file, ``--set`` and the flags, SQLite paths made
+    absolute, ``--models`` applied; validated once and never changed afterwards."""
+    from pneumobench.config.loading import load_config
+    from pneumobench.tracking.store import absolute_sqlite
+
+    overrides = list(args.overrides)
+    if args.tracking_uri:
+        overrides.append(f"tracking.uri={args.tracking_uri}")
+    if args.storage:
+        overrides.append(f"search.storage={args.storage}")
+    if args.device:
+        overrides.append(f"device={args.device}")
+    config = load_config(args.config, overrides)
+    models = config.models
+    if args.models:
+        wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+        known = {m.key for m in config.models} | {m.name for m in config.models}
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise ConfigError(
+                f"--models: {', '.join(unknown)} not in {args.config}; "
+                f"configured: {', '.join(m.key for m in config.models)}"
+            )
+        models = [m for m in config.models if m.key in wanted or m.name in wanted]
+    return config.with_changes(
+        tracking=config.tracking.model_copy(update={"uri": absolute_sqlite(config.tracking.uri)}),
+        search=config.search.model_copy(update={"storage": absolute_sqlite(config.search.storage)}),
+        models=models,
+    )
+
+
+def main(args: argparse.Namespace, console: Console) -> int:
+    """Run the benchmark; 1 when a model failed."""
+    from pneumobench.benchmark.experiment import run_experiment
+    from pneumobench.benchmark.model_run import Outcome
+    from pneumobench.commands.promote import promote_champion
+    from pneumobench.report.leaderboard import load_leaderboard
+    from pneumobench.report.render import rich_table
+
+    interrupts.install()
+    config = resolved_config(args)
+    outcomes = run_experiment(config, force=args.force, console=console)
+    rows = load_leaderboard(config.name, DEFAULT_METRIC, config.tracking.uri, config.evaluation)
+    console.print(rich_table(rows, DEFAULT_METRIC, f"{config.name} leaderboard"))
+    promote_champion(config.name, config.tracking.uri, rows, DEFAULT_METRIC, console)
+    console.print(
+        _next_steps(args.config, config.name, config.tracking.uri, config.search.storage, outcomes)
+    )
+    return 1 if any(o.status == Outcome.FAILED for o in outcomes) else 0
+
+
+def _next_steps(config_path: Path, name: str, uri: str, storage: str, outcomes: list) -> object:
+    """What happened to each model, and where to look next."""
+    from rich.table import Table
+
+    from pneumobench.benchmark.model_run import Outcome
+    from pneumobench.tracking.models import registered_name
+    from pneumobench.tracking.store import client, find_experiment
+    from pneumobench.tracking.ui import LOCAL_UI, model_url, runs_url
+
+    table = Table(title="done", show_header=False, box=None, padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # links are printed whole, never cut with an ellipsis
+    for o in outcomes:
+        text = {
+            Outcome.EVALUATED: "searched, evaluated once on test",
+            Outcome.SKIPPED: "already evaluated (skipped; --force evaluates again)",
+            Outcome.DELEGATED: "searched; another worker runs its test evaluation",
+            Outcome.FAILED: f"[red]failed[/]: {o.message}",
+        }.get(o.status, str(o.status))
+        table.add_row(f"[bold]{o.label}[/]", text)
+    experiment_id = str(find_experiment(client(uri), name, uri).experiment_id)
+    base = uri.rstrip("/") if uri.startswith("http") else LOCAL_UI
+    table.add_row("", "")
+    if not uri.startswith("http"):
+        table.add_row("MLflow UI", f"[bold]mlflow ui --backend-store-uri {uri}[/], then open:")
+    table.add_row("compare runs", runs_url(experiment_id, base))
+    table.add_row("champion", model_url(registered_name(name), base))
+    table.add_row("predict", "[bold]pneumobench predict FOLDER --out predictions.csv[/]")
+    table.add_row("rank", f"[bold]pneumobench leaderboard --config {config_path} --metric f1[/]")
+    table.add_row("report", f"[bold]pneumobench report --config {config_path} --out report.html[/]")
+    table.add_row("studies", f"[bold]optuna-dashboard {storage}[/] (pip install optuna-dashboard)")
+    return table

@@ -1,0 +1,212 @@
+"""The ranking: one row per model (its latest final evaluation), read through MLflow's search API.
+
+What is ranked: threshold metrics at their validation-chosen operating points, never at argmax
+(``operating_points.RANKED``: recall at a fixed specificity, specificity and precision at a fixed
+sensitivity, F1 and accuracy at their best validation thresholds; ROC and PR AUC as they are).
+With seed repeats the mean over seeds is ranked.
+
+How sure the ranking is: the ranked value's interval (logged at evaluation time, patients
+resampled), and a paired comparison of every model with the top row on the same test images,
+recomputed here from the logged predictions: the difference in the ranked quantity, its paired
+patient-clustered bootstrap interval and p-value (Holm-adjusted across models) decide the group.
+McNemar (argmax decisions) and DeLong (pneumonia-score AUC) are image-level extras in the JSON.
+Nothing here imports torch: reading a leaderboard takes seconds. Rendering: ``render``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from pneumobench.config.sections import EvaluationConfig
+from pneumobench.errors import ConfigError
+from pneumobench.evaluate.operating_points import (
+    POINTS,
+    RANKED,
+    ranked_metric,
+    ranked_name,
+    threshold_name,
+)
+from pneumobench.evaluate.statistics import (
+    cluster_weights,
+    holm_adjust,
+    paired_comparison,
+    percentile_interval,
+)
+from pneumobench.report.rows import Comparison, LeaderboardRow, RowStatus
+from pneumobench.tracking import reader
+from pneumobench.tracking import schema as S
+from pneumobench.tracking.store import client, find_experiment, require_local_store
+
+RANKABLE = tuple(RANKED)
+TIEBREAK = (S.test_metric("roc_auc"), S.test_metric("pr_auc"))
+
+
+def normalize_metric(metric: str) -> str:
+    """A leaderboard metric (``recall``, ``test_recall``) -> the logged name of what is ranked
+    (``test_at_spec_recall``); an unknown name is a ConfigError."""
+    name = metric.removeprefix(S.TEST_PREFIX)
+    if name not in RANKABLE:
+        raise ConfigError(
+            f"unknown leaderboard metric '{metric}'; choose one of {', '.join(RANKABLE)} "
+            "(with or without the test_ prefix). Threshold metrics are ranked at operating points "
+            "chosen on validation: recall at a fixed specificity, specificity and precision at a "
+            "fixed sensitivity, f1 and accuracy at their best validation threshold."
+        )
+    return S.test_metric(ranked_name(name))
+
+
+def leaderboard_metric(key: str) -> str:
+    """The leaderboard name (``recall``) of a ranked key (``test_at_spec_recall``)."""
+    return next(m for m in RANKED if S.test_metric(ranked_name(m)) == key)
+
+
+def load_leaderboard(
+    experiment: str,
+    metric: str,
+    tracking_uri: str,
+    evaluation: EvaluationConfig,
+    *,
+    compare: bool = True,
+) -> list[LeaderboardRow]:
+    """One row per model of ``experiment`` (its latest final evaluation), ranked by ``metric``
+    (ties: ROC AUC, then PR AUC), the top row first; failed models last, unranked. With
+    ``compare`` each row also carries its paired comparison with the top row (module docstring);
+    resamples and alpha come from ``evaluation``, the config's section."""
+    key = normalize_metric(metric)
+    require_local_store(tracking_uri)
+    store = client(tracking_uri)
+    exp = find_experiment(store, experiment, tracking_uri)
+    rows = [_row(run) for run in _latest_final_runs(store, exp.experiment_id)]
+
+    def sort_key(row: LeaderboardRow) -> tuple:
+        values = [row.value(k) for k in (key, *TIEBREAK)]
+        return (not row.evaluated, *[-v if not math.isnan(v) else math.inf for v in values])
+
+    rows.sort(key=sort_key)
+    for rank, row in enumerate(rows, 1):
+        row.rank = rank if row.evaluated else None
+        row.champion = rank == 1 and row.evaluated
+    evaluated = [r for r in rows if r.evaluated]
+    for row in evaluated:
+        if row.seed_runs and row.n_seeds > 1:
+            _seed_mean_interval(store, row, key, evaluation)
+    if compare and len(evaluated) > 1:
+        compare_with_champion(store, evaluated, key, evaluation)
+    return rows
+
+
+def _latest_final_runs(store: Any, experiment_id: str) -> list[Any]:
+    """Each label's latest model run with a final evaluation (a done one over a failed one)."""
+    latest: dict[str, Any] = {}
+    for run in reader.model_runs(store, experiment_id):
+        label = run.data.tags.get(S.LABEL, run.info.run_name)
+        state = run.data.tags.get(S.FINAL)
+        if state not in (S.FINAL_DONE, S.FINAL_FAILED):
+            continue
+        current = latest.get(label)
+        if current is None or (
+            current.data.tags.get(S.FINAL) != S.FINAL_DONE and state == S.FINAL_DONE
+        ):
+            latest[label] = run
+    return list(latest.values())
+
+
+def _members(store: Any, row: LeaderboardRow) -> list[tuple[np.ndarray, dict[str, float]]]:
+    """(probabilities, thresholds) of each final model behind a row: one, or one per seed."""
+    out = []
+    for run_id in row.seed_run_ids:
+        metrics = row.all_metrics if run_id == row.run_id else store.get_run(run_id).data.metrics
+        _, _, probs, _ = reader.read_predictions(store, run_id)
+        thresholds = {
+            point: metrics[threshold_name(point)]
+            for point in POINTS
+            if threshold_name(point) in metrics
+        }
+        out.append((probs, thresholds))
+    return out
+
+
+def _seed_mean_interval(
+    store: Any, row: LeaderboardRow, key: str, evaluation: EvaluationConfig
+) -> None:
+    """The interval of the mean over seeds of the ranked quantity: every seed's model on the same
+    resampled patients, averaged per resample."""
+    _, y, _, patients = reader.read_predictions(store, row.run_id)
+    w = cluster_weights(y, patients, evaluation.bootstrap_resamples, int(row.seed or 0))
+    metric = leaderboard_metric(key)
+    means = np.mean([ranked_metric(metric, y, p, t, w) for p, t in _members(store, row)], axis=0)
+    low, high = S.ci_names(S.seed_names(key)[0])
+    row.metrics[low], row.metrics[high] = percentile_interval(means, evaluation.ci_level)
+
+
+def compare_with_champion(
+    store: Any, rows: list[LeaderboardRow], key: str, evaluation: EvaluationConfig
+) -> None:
+    """Annotate rows in place: difference to the top row in the ranked quantity, its paired
+    interval and p-value (patients resampled), Holm-adjusted; the group."""
+    metric = leaderboard_metric(key)
+    champion = rows[0]
+    paths_c, y_c, _, patients = reader.read_predictions(store, champion.run_id)
+    members_c = _members(store, champion)
+    seed = int(champion.seed or 0)
+    pending: list[LeaderboardRow] = []
+    for row in rows[1:]:
+        paths, y, _, _ = reader.read_predictions(store, row.run_id)
+        if paths != paths_c or not np.array_equal(y, y_c):
+            row.comparison_note = "not the same test images as the champion: not compared"
+            continue
+        cmp = paired_comparison(
+            y,
+            _members(store, row),
+            members_c,
+            metric,
+            groups=patients,
+            n_resamples=evaluation.bootstrap_resamples,
+            seed=seed,
+            level=evaluation.ci_level,
+        )
+        row.comparison = Comparison(
+            vs_champion_diff=cmp.difference,
+            vs_champion_ci_low=cmp.diff_ci[0],
+            vs_champion_ci_high=cmp.diff_ci[1],
+            p_bootstrap=cmp.p_bootstrap,
+            p_mcnemar_image_level=cmp.p_mcnemar,
+            mcnemar_discordant=[cmp.mcnemar_b, cmp.mcnemar_c],
+            p_delong_image_level=cmp.p_delong,
+        )
+        pending.append(row)
+    p_values = [r.comparison.p_bootstrap for r in pending if r.comparison]
+    adjusted = holm_adjust([p if math.isfinite(p) else 1.0 for p in p_values])
+    champion.group, champion.significantly_worse = "A", False
+    for row, p, p_adj in zip(pending, p_values, adjusted, strict=True):
+        assert row.comparison is not None
+        worse = p_adj < evaluation.alpha and row.comparison.vs_champion_diff < 0
+        row.comparison.p_value, row.comparison.p_holm = p, p_adj
+        row.significantly_worse, row.group = worse, "B" if worse else "A"
+
+
+def _row(run: Any) -> LeaderboardRow:
+    tags, metrics = run.data.tags, run.data.metrics
+    prefixes = (S.TEST_PREFIX, S.BEST_VAL_PREFIX, S.THRESHOLD_PREFIX, S.VAL_AT_PREFIX, S.N_SEEDS)
+    return LeaderboardRow(
+        model=tags.get(S.LABEL, run.info.run_name),
+        registry_name=tags.get(S.MODEL),
+        status=RowStatus.EVALUATED if tags.get(S.FINAL) == S.FINAL_DONE else RowStatus.FAILED,
+        run_id=run.info.run_id,
+        family=tags.get(S.FAMILY),
+        num_params=int(tags[S.NUM_PARAMS]) if tags.get(S.NUM_PARAMS, "").isdigit() else None,
+        pretrained_source=tags.get(S.PRETRAINED_SOURCE),
+        image_size=tags.get(S.IMAGE_SIZE),
+        dataset_digest=tags.get(S.DATASET_DIGEST),
+        seed=tags.get(S.SEED),
+        fail_reason=tags.get(S.FAIL_REASON),
+        bootstrap_unit=tags.get(S.BOOTSTRAP_UNIT, S.BOOTSTRAP_IMAGE),
+        op_target_sensitivity=tags.get(S.OP_TARGET_SENSITIVITY),
+        op_target_specificity=tags.get(S.OP_TARGET_SPECIFICITY),
+        seed_runs=tags.get(S.SEED_MEMBERS),
+        metrics={k: v for k, v in sorted(metrics.items()) if k.startswith(prefixes)},
+        all_metrics=dict(metrics),
+    )

@@ -1,0 +1,97 @@
+"""Tests of pneumobench/commands/main.py: user errors exit 2 with one readable line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pneumobench.commands.main import main
+from tests.conftest import tiny_config, write_config
+
+
+def _break_truncated(root: Path) -> str:
+    victim = next((root / "train" / "NORMAL").glob("*.jpeg"))
+    victim.write_bytes(victim.read_bytes()[:50])
+    return victim.name
+
+
+def _break_empty_class(root: Path) -> str:
+    for f in (root / "test" / "NORMAL").iterdir():
+        f.unlink()
+    return "NORMAL: class folder holds no images"
+
+
+def _break_missing_split(root: Path) -> str:
+    import shutil
+
+    shutil.rmtree(root / "test")
+    return "missing split folder(s) test"
+
+
+def _break_unknown_class(root: Path) -> str:
+    (root / "train" / "COVID").mkdir()
+    return "unknown class folder(s) covid"
+
+
+def _break_stray_file(root: Path) -> str:
+    (root / "train" / "PNEUMONIA" / "labels.csv").write_text("a,b\n")
+    return "labels.csv: not an image"
+
+
+def test_cli_config_error_exits_2_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tiny_config(tmp_path)
+    raw["serch"] = {}
+    path = write_config(tmp_path / "bad.yaml", raw)
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "did you mean 'search'" in err and "Traceback" not in err
+
+
+def test_cli_unknown_model_exits_2_with_close_match(
+    tmp_path: Path, fake_kermany: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path / "exp.yaml", tiny_config(fake_kermany, models=["resnt18"]))
+    assert main(["run", str(path)]) == 2
+    assert "Did you mean: resnet18" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "breaker",
+    [
+        _break_truncated,
+        _break_empty_class,
+        _break_missing_split,
+        _break_unknown_class,
+        _break_stray_file,
+    ],
+    ids=["truncated", "empty-class", "missing-split", "unknown-class", "stray-file"],
+)
+def test_bad_data_names_the_culprit_and_exits_2(
+    tmp_path: Path, fake_kermany: Path, capsys: pytest.CaptureFixture[str], breaker
+) -> None:
+    from pneumobench.commands.main import main
+
+    culprit = breaker(fake_kermany)
+    config = write_config(tmp_path / "exp.yaml", tiny_config(fake_kermany))
+    assert main(["run", str(config)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert culprit in err and "Traceback" not in err
+
+
+def test_unreachable_tracking_and_storage_exit_2(
+    tmp_path: Path,
+    fake_kermany: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pneumobench.commands.main import main
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    config = write_config(tmp_path / "exp.yaml", tiny_config(fake_kermany))
+    assert main(["run", str(config), "--tracking-uri", "http://127.0.0.1:9"]) == 2
+    assert "cannot reach the MLflow tracking store http://127.0.0.1:9" in capsys.readouterr().err
+    assert main(["run", str(config), "--storage", "nosuchdb://x/y"]) == 2
+    assert "'nosuchdb://x/y' cannot be used as the Optuna storage" in capsys.readouterr().err
