@@ -30,7 +30,12 @@ from sklearn.metrics import roc_auc_score
 from pneumobench.config import ExperimentConfig
 from pneumobench.config.plan import plan_models
 from pneumobench.data import PreparedData
-from pneumobench.evaluate.held_out import evaluate_probabilities, metrics_to_log, validation_csv
+from pneumobench.evaluate.held_out import (
+    evaluate_probabilities,
+    headline,
+    metrics_to_log,
+    validation_csv,
+)
 from pneumobench.evaluate.metrics import pneumonia_score
 from pneumobench.report.plots import final_model_figures
 from pneumobench.tracking import reader, writer
@@ -213,7 +218,12 @@ def _evaluate(run: EnsembleRun, row: EnsembleRow) -> str | None:
         S.ENSEMBLE_RUNS: ",".join(m.run_id for m in members),
         S.PRETRAINED_SOURCE: "members",
         **S.data_tags(
-            config.task, config.data.image_size, config.data.source, data.digest, data.class_names
+            config.task,
+            config.data.image_size,
+            config.data.source,
+            (data.digest, data.test_digest),
+            data.class_names,
+            data.validation_note,
         ),
         **S.evaluation_tags(targets.sensitivity, targets.specificity, data.has_patient_ids),
         **kind_tags,
@@ -232,11 +242,7 @@ def _evaluate(run: EnsembleRun, row: EnsembleRow) -> str | None:
         final_model_figures(result, data.class_names, label),
         looks + 1,
     )
-    m = result.all_metrics()
-    console.print(
-        f"[bold green]{label}[/] ({description}) on test: recall {m[S.ranked_name('recall')]:.3f} "
-        f"(at val specificity target), roc_auc {m[S.ranked_name('roc_auc')]:.3f}"
-    )
+    console.print(f"[bold green]{label}[/] ({description}): {headline(result, config.evaluation)}")
     return run_id
 
 

@@ -24,7 +24,8 @@ from pneumobench.registry import check_model_name
 from pneumobench.registry.plugins import load_plugins
 from pneumobench.search.coordination import Claims
 from pneumobench.search.study import storage_for
-from pneumobench.tracking.store import open_experiment
+from pneumobench.tracking.reader import test_set_looks
+from pneumobench.tracking.store import client, open_experiment
 from pneumobench.train.device import resolve_device
 from pneumobench.train.starting_point import StartingPoint
 
@@ -96,5 +97,11 @@ def _print_data(
         console.print(f"  [dim]{note}[/]")
     for line in data.skipped[:10]:
         console.print(f"  [yellow]skipped[/] {line}")
-    for line in data.leaks.to_csv().splitlines()[1:6]:
-        console.print(f"  [yellow]leak:[/] {line}")
+    if data.validation_note:
+        console.print(f"  [yellow]validation:[/] {data.validation_note}")
+    looks, experiments = test_set_looks(client(config.tracking.uri), data.test_digest)
+    if looks:
+        console.print(
+            f"  [yellow]test set[/] (content digest {data.test_digest}): evaluated {looks} "
+            f"time(s) before in this store, in {experiments} experiment(s); every look is counted"
+        )

@@ -19,7 +19,7 @@ from pneumobench.config import AugmentConfig, EvaluationConfig, ProtocolConfig
 from pneumobench.config.plan import ModelPlan
 from pneumobench.data import PreparedData
 from pneumobench.data.batches import BatchFeeder
-from pneumobench.evaluate.held_out import HeldOutResult, evaluate_probabilities
+from pneumobench.evaluate.held_out import HeldOutResult, evaluate_probabilities, headline
 from pneumobench.tracking import schema as S
 from pneumobench.train.protocol import fit, predict
 from pneumobench.train.starting_point import StartingPoint
@@ -123,14 +123,11 @@ def seed_summary(repeats: list[SeedRepeat], keys: list[str]) -> dict[str, float]
     return summary
 
 
-def describe(label: str, final: FinalModel, objective: str) -> str:
-    """One console line: the final model's headline test numbers at their operating points."""
-    m = final.result.all_metrics()
+def describe(label: str, final: FinalModel, objective: str, evaluation: EvaluationConfig) -> str:
+    """One console line: the final model's trial and both blocks of its test numbers."""
     return (
         f"[bold green]{label}[/] best trial {final.trial.number} "
-        f"({objective} {final.trial.value:.4f}) on test: recall {m[S.ranked_name('recall')]:.3f} "
-        f"(at val specificity target), specificity {m[S.ranked_name('specificity')]:.3f} (at val "
-        f"sensitivity target), f1 {m[S.ranked_name('f1')]:.3f}, roc_auc {m[S.ranked_name('roc_auc')]:.3f}"
+        f"({objective} {final.trial.value:.4f}); {headline(final.result, evaluation)}"
     )
 
 

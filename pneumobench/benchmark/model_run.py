@@ -67,6 +67,7 @@ class ModelOutcome:
     status: Outcome
     run_id: str | None = None
     message: str = ""
+    looks: int = 0  # how often this model's test set has been evaluated (this look included)
 
 
 @dataclass
@@ -219,12 +220,12 @@ class ModelRun:
                     f"({evaluated} trials)"
                 )
                 return ModelOutcome(plan.label, Outcome.DELEGATED, parent_id)
-            self._evaluate(study)
-            return ModelOutcome(plan.label, Outcome.EVALUATED, writer.active_run_id())
+            looks = self._evaluate(study)
+            return ModelOutcome(plan.label, Outcome.EVALUATED, writer.active_run_id(), looks=looks)
         finally:
             ctx.claims.release(key, me)
 
-    def _evaluate(self, study: optuna.Study) -> None:
+    def _evaluate(self, study: optuna.Study) -> int:
         plan, ctx = self.plan, self.ctx
         best = best_trial(study)
         assert best is not None  # checked by the caller
@@ -263,7 +264,8 @@ class ModelRun:
         if plan.seeds:
             self._repeat_with_seeds(result)
         writer.mark_final_done(counted_trials(study), best.number)
-        ctx.console.print(final.describe(plan.label, result, plan.objective))
+        ctx.console.print(final.describe(plan.label, result, plan.objective, evaluation))
+        return looks
 
     def _publish(self, result: final.FinalModel) -> None:
         """The final model as a serving bundle, a pyfunc model and a registered version."""
@@ -333,12 +335,15 @@ class ModelRun:
                     metrics_to_log(repeat.result),
                     repeat.result.predictions_csv(ctx.data.test.keys, ctx.data.class_names),
                     validation_csv(repeat.result, ctx.data),
+                    ctx.data.test_digest,
                 )
             members.append(run_id)
             verb = "kept from before" if repeat.seed in done else "test"
             ctx.console.print(
-                f"  {plan.label} seed {repeat.seed} ({verb}): recall@spec "
-                f"{repeat.metrics[S.ranked_name('recall')]:.3f}, f1@maxF1 {repeat.metrics[S.ranked_name('f1')]:.3f}"
+                f"  {plan.label} seed {repeat.seed} ({verb}): sensitivity at specificity >= "
+                f"{ctx.config.evaluation.operating_points.specificity:g} (test curve) "
+                f"{repeat.metrics[S.ranked_name('recall')]:.3f}, ROC AUC "
+                f"{repeat.metrics[S.ranked_name('roc_auc')]:.3f}"
             )
         writer.log_metrics(final.seed_summary(repeats, list(result.result.all_metrics())))
         writer.set_tag(S.SEED_MEMBERS, ",".join(members))

@@ -87,7 +87,12 @@ def describe_parent(
         S.NUM_PARAMS: str(facts.num_params),
         S.PRETRAINED_SOURCE: facts.pretrained_source,
         **S.data_tags(
-            config.task, plan.image_size, config.data.source, data.digest, data.class_names
+            config.task,
+            plan.image_size,
+            config.data.source,
+            (data.digest, data.test_digest),
+            data.class_names,
+            data.validation_note,
         ),
         S.DATA_PATH: str(data.root),
         S.SEED: str(plan.seed),
@@ -98,6 +103,21 @@ def describe_parent(
         S.VERSIONS: library_versions(),
         S.OPTUNA_STORAGE: redacted_url(config.search.storage),
     }
+    leaks_csv = data.leaks.to_csv() if data.leaks.found else None
+    datasets = {name: len(split) for name, split in data.splits().items()}
+    writer.describe_model_run(
+        tags,
+        _params(plan, data, config),
+        data.split_csv(),
+        data.skipped,
+        leaks_csv,
+        datasets,
+        config.to_yaml(),
+    )
+
+
+def _params(plan: ModelPlan, data: PreparedData, config: ExperimentConfig) -> dict[str, Any]:
+    """The parent run's params: the protocol, the search, the data counts and the leak check."""
     params: dict[str, Any] = {f"protocol.{k}": v for k, v in plan.protocol.model_dump().items()}
     params.update(
         {
@@ -121,8 +141,4 @@ def describe_parent(
         }
     )
     params.update({S.data_param(k): v for k, v in data.summary().items()})
-    leaks_csv = data.leaks.to_csv() if data.leaks.found else None
-    datasets = {name: len(split) for name, split in data.splits().items()}
-    writer.describe_model_run(
-        tags, params, data.split_csv(), data.skipped, leaks_csv, datasets, config.to_yaml()
-    )
+    return params

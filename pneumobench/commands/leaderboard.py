@@ -16,6 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     board = sub.add_parser("leaderboard", help="rank the evaluated models of an experiment")
     add_metric_option(board)
     board.add_argument("--format", default="table", choices=FORMATS)
+    board.add_argument(
+        "--wide", action="store_true", help="every column (the default fits 100 columns)"
+    )
     add_store_options(board, resample=True)
     return board
 
@@ -23,8 +26,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace, console: Console) -> int:
     """Print the leaderboard; 1 when no model has a final evaluation."""
     from pneumobench.commands.store import resolve_store
-    from pneumobench.report.leaderboard import load_leaderboard, normalize_metric
-    from pneumobench.report.render import render, rich_table
+    from pneumobench.report.leaderboard import (
+        champion_note,
+        load_leaderboard,
+        normalize_metric,
+        targets_of,
+        test_looks,
+    )
+    from pneumobench.report.render import render, rich_table, store_notes
 
     normalize_metric(args.metric)  # a bad metric fails before anything is opened
     store = resolve_store(args)
@@ -33,10 +42,15 @@ def main(args: argparse.Namespace, console: Console) -> int:
         nothing_evaluated(store.name or "", [r.model for r in rows])
         if not rows:
             return 1
+    targets = targets_of(rows, store.evaluation.operating_points)
+    notes = store_notes(rows, test_looks(store.uri, rows))
+    chosen = champion_note(store.uri, rows, normalize_metric(args.metric), store.evaluation)
+    notes += [chosen] if chosen else []
     if args.format == "table":
-        console.print(rich_table(rows, args.metric, f"{store.name} leaderboard"))
+        title = f"{store.name} leaderboard"
+        console.print(rich_table(rows, args.metric, title, targets, notes, wide=args.wide))
     else:
-        print(render(rows, args.format, args.metric))
+        print(render(rows, args.format, args.metric, targets, notes))
     return 0 if any(r.evaluated for r in rows) else 1
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from pneumobench.commands.options import add_metric_option, add_store_options
+
+if TYPE_CHECKING:
+    from pneumobench.config.sections import EvaluationConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,11 +32,20 @@ def main(args: argparse.Namespace, console: Console) -> int:
     normalize_metric(args.metric)
     store = resolve_store(args)
     rows = load_leaderboard(store.name, args.metric, store.uri, store.evaluation, compare=False)
-    return promote_champion(store.name, store.uri, rows, args.metric, console)
+    return promote_champion(store.name, store.uri, rows, args.metric, console, store.evaluation)
 
 
-def promote_champion(name: str, uri: str, rows: list, metric: str, console: Console) -> int:
-    """Move ``champion`` to the first evaluated row; say what happened. 0 when set."""
+def promote_champion(
+    name: str,
+    uri: str,
+    rows: list,
+    metric: str,
+    console: Console,
+    evaluation: EvaluationConfig | None = None,
+) -> int:
+    """Move ``champion`` to the top single row, or (``evaluation.champion: validation``) to
+    the best single row on validation; say what happened. 0 when set."""
+    from pneumobench.report.leaderboard import best_on_validation, normalize_metric, targets_of
     from pneumobench.tracking import models as tracked
 
     evaluated = [r for r in rows if r.evaluated]
@@ -41,7 +54,16 @@ def promote_champion(name: str, uri: str, rows: list, metric: str, console: Cons
         return 1
     singles = [r for r in evaluated if not r.is_ensemble]
     top = singles[0] if singles else evaluated[0]
-    if top is not evaluated[0]:
+    if evaluation is not None and evaluation.champion == "validation":
+        targets = targets_of(rows, evaluation.operating_points)
+        chosen = best_on_validation(uri, rows, normalize_metric(metric), targets)
+        if chosen is not None:
+            top = chosen
+            console.print(
+                f"champion chosen on validation by {metric}: {top.model} (its test numbers "
+                "are an unbiased estimate; the table's top row was selected on test)"
+            )
+    elif top is not evaluated[0]:
         console.print(
             f"the top row by {metric}, {evaluated[0].model}, is an ensemble (not one registered "
             f"model): the champion alias goes to the best single model, {top.model}"

@@ -75,15 +75,28 @@ def main(args: argparse.Namespace, console: Console) -> int:
     from pneumobench.benchmark.experiment import run_experiment
     from pneumobench.benchmark.model_run import Outcome
     from pneumobench.commands.promote import promote_champion
-    from pneumobench.report.leaderboard import load_leaderboard
-    from pneumobench.report.render import rich_table
+    from pneumobench.report.leaderboard import (
+        champion_note,
+        load_leaderboard,
+        normalize_metric,
+        targets_of,
+        test_looks,
+    )
+    from pneumobench.report.render import rich_table, store_notes
 
     interrupts.install()
     config = resolved_config(args)
     outcomes = run_experiment(config, force=args.force, console=console)
     rows = load_leaderboard(config.name, DEFAULT_METRIC, config.tracking.uri, config.evaluation)
-    console.print(rich_table(rows, DEFAULT_METRIC, f"{config.name} leaderboard"))
-    promote_champion(config.name, config.tracking.uri, rows, DEFAULT_METRIC, console)
+    targets = targets_of(rows, config.evaluation.operating_points)
+    notes = store_notes(rows, test_looks(config.tracking.uri, rows))
+    key = normalize_metric(DEFAULT_METRIC)
+    chosen = champion_note(config.tracking.uri, rows, key, config.evaluation)
+    notes += [chosen] if chosen else []
+    console.print(rich_table(rows, DEFAULT_METRIC, f"{config.name} leaderboard", targets, notes))
+    promote_champion(
+        config.name, config.tracking.uri, rows, DEFAULT_METRIC, console, config.evaluation
+    )
     console.print(
         _next_steps(args.config, config.name, config.tracking.uri, config.search.storage, outcomes)
     )
@@ -104,7 +117,8 @@ def _next_steps(config_path: Path, name: str, uri: str, storage: str, outcomes: 
     table.add_column(overflow="fold")  # links are printed whole, never cut with an ellipsis
     for o in outcomes:
         text = {
-            Outcome.EVALUATED: "searched, evaluated once on test",
+            Outcome.EVALUATED: "searched, evaluated on test"
+            + (" once" if o.looks <= 1 else f" (its test set's look number {o.looks})"),
             Outcome.SKIPPED: "already evaluated (skipped; --force evaluates again)",
             Outcome.DELEGATED: "searched; another worker runs its test evaluation",
             Outcome.FAILED: f"[red]failed[/]: {o.message}",

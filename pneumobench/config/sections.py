@@ -209,6 +209,12 @@ class EvaluationConfig(StrictModel):
         "hflip averages each image's and its mirror image's probabilities",
     )
     ensemble: EnsembleConfig = Field(default_factory=lambda: EnsembleConfig())
+    champion: Literal["test", "validation"] = Field(
+        "test",
+        description="which model the registry's champion alias goes to: the leaderboard's top "
+        "single model (chosen on test, so its test numbers are optimistic), or the best single "
+        "model by the same metric on validation (its test numbers are then an unbiased estimate)",
+    )
 
 
 class TrackingConfig(StrictModel):

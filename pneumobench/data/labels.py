@@ -10,19 +10,20 @@ _NORMAL = re.compile(r"^((?:NORMAL\d*-)?IM-\d+)", re.IGNORECASE)
 
 
 def patient_id(filename: str) -> str | None:
-    """``person12_bacteria_45.jpeg`` -> ``person12_bacteria``; ``NORMAL2-IM-1234-0001.jpeg`` ->
+    """``person12_bacteria_45.jpeg`` -> ``person12``; ``NORMAL2-IM-1234-0001.jpeg`` ->
     ``NORMAL2-IM-1234``; ``IM-1234-0001.jpeg`` -> ``IM-1234``.
 
-    Kermany et al. number the children of each pneumonia subtype separately (170 ``personN``
-    numbers occur in both the bacterial and the viral files, across train and test), so the
-    subtype is part of the id; ``IM-n`` and ``NORMAL2-IM-n`` are different children too.
+    The file names do not settle whether ``personN`` alone is the child or whether each
+    pneumonia subtype numbers its children separately (170 ``personN`` numbers occur in both the
+    bacterial and the viral files; at low N the two counters interleave). Grouping by
+    ``personN`` alone is safe under both readings: every file of a child stays on one side of a
+    split, at worst with another child's. ``IM-n`` and ``NORMAL2-IM-n`` are different children.
     None when the name follows neither convention (the file is then its own patient).
     """
     name = PurePath(filename).name
     person = _PERSON.match(name)
     if person:
-        subtype = person.group(2)
-        return f"{person.group(1)}_{subtype.lower()}" if subtype else person.group(1)
+        return person.group(1)
     normal = _NORMAL.match(name)
     return normal.group(1) if normal else None
 

@@ -51,7 +51,8 @@ class LeakReport:
     def summary(self) -> str:
         """One line for the console and errors."""
         patients = (
-            f"{len(self.shared_patients)} patient(s) in more than one split"
+            f"{len(self.shared_patients)} patient id(s) in more than one split (for Kermany's "
+            "personN: possibly one child on both sides)"
             if self.patients_checked
             else "patients not checked (the source has no patient ids)"
         )

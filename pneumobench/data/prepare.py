@@ -13,7 +13,7 @@ from pneumobench.config import ExperimentConfig
 from pneumobench.data.leaks import LeakReport, fingerprints, near_duplicates, shared_patients
 from pneumobench.data.records import ImageRecord, records_digest
 from pneumobench.data.sources import get_source
-from pneumobench.data.sources.base import SourceRequest
+from pneumobench.data.sources.base import SourceImages, SourceRequest
 from pneumobench.data.split import carve_validation
 from pneumobench.errors import DataError
 
@@ -54,6 +54,9 @@ class PreparedData:
     notes: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # unreadable files left out, with reasons
     leaks: LeakReport = field(default_factory=lambda: LeakReport(patients_checked=False))
+    test_digest: str = ""  # the test split's content and labels alone: the same test set
+    #                        under any config (image size, validation carve) has the same one
+    validation_note: str = ""  # what validation is, where it is weaker than it looks
 
     def splits(self) -> dict[str, Split]:
         """The three splits by name."""
@@ -94,22 +97,7 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
     loaded = source.load(request)
     records, notes = loaded.records, list(loaded.notes)
     labels = np.array([r.label for r in records], dtype=np.int64)
-    on_disk = {
-        s: np.array(
-            [i for i, r in enumerate(records) if r.split == s and i not in loaded.excluded],
-            dtype=np.int64,
-        )
-        for s in SPLITS
-    }
-    train_idx, val_idx = on_disk["train"], on_disk["val"]
-    if source.carves_validation and (data.merge_official_val or len(val_idx) == 0):
-        train_idx, val_idx = _carve(
-            records, labels, train_idx, val_idx, data.val_fraction, config.seed
-        )
-        notes.append(
-            f"validation carved from train by patient ({data.val_fraction:.0%}, seed {config.seed})"
-        )
-    final = {"train": train_idx, "val": val_idx, "test": on_disk["test"]}
+    final = _final_indices(config, source.carves_validation, loaded, labels, notes)
     splits = {
         name: Split(
             source=loaded.images,
@@ -129,6 +117,8 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
     leaks = check_leaks(splits, source.has_patient_ids)
     leaks.identical = cross_split_duplicates(loaded.content_digests, where, records)
     notes += _leak_notes(leaks, data.on_leak)
+    test_digest = split_digest(records, final["test"], loaded.content_digests)
+    validation_note = describe_validation(leaks, loaded.validation_caveat)
     return PreparedData(
         train=splits["train"],
         val=splits["val"],
@@ -141,6 +131,8 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
         notes=notes,
         skipped=loaded.skipped,
         leaks=leaks,
+        test_digest=test_digest,
+        validation_note=validation_note,
     )
 
 
@@ -198,6 +190,71 @@ def source_request(config: ExperimentConfig) -> SourceRequest:
         download=data.download,
         medmnist_size=data.medmnist_size,
     )
+
+
+def _final_indices(
+    config: ExperimentConfig,
+    carves: bool,
+    loaded: SourceImages,
+    labels: np.ndarray,
+    notes: list[str],
+) -> dict[str, np.ndarray]:
+    """Rows of train, val and test: the splits on disk, validation carved from train by patient
+    where the source carves (a note says so)."""
+    data, records = config.data, loaded.records
+    on_disk = {
+        s: np.array(
+            [i for i, r in enumerate(records) if r.split == s and i not in loaded.excluded],
+            dtype=np.int64,
+        )
+        for s in SPLITS
+    }
+    train_idx, val_idx = on_disk["train"], on_disk["val"]
+    if carves and (data.merge_official_val or len(val_idx) == 0):
+        train_idx, val_idx = _carve(
+            records, labels, train_idx, val_idx, data.val_fraction, config.seed
+        )
+        notes.append(
+            f"validation carved from train by patient ({data.val_fraction:.0%}, seed {config.seed})"
+        )
+    return {"train": train_idx, "val": val_idx, "test": on_disk["test"]}
+
+
+def split_digest(records: list[ImageRecord], index: np.ndarray, contents: list[str]) -> str:
+    """The identity of one split: its images' content (the file or array digest where the
+    source gives one, else the key) and labels, in no particular order."""
+    import hashlib
+
+    items = sorted(
+        f"{contents[i] if i < len(contents) and contents[i] else records[i].key}\0"
+        f"{records[i].label}"
+        for i in index
+    )
+    return hashlib.sha256("\n".join(items).encode()).hexdigest()[:16]
+
+
+def describe_validation(leaks: LeakReport, caveat: str) -> str:
+    """One sentence on what the validation split is, where it is weaker than it looks: images
+    or patients it shares with train, and what the source itself says ("" when nothing)."""
+    identical = sum(
+        1
+        for group in leaks.identical
+        for item in group
+        if item.startswith("val:") and any(other.startswith("train:") for other in group)
+    )
+    near = sum(
+        1
+        for a, b, _ in leaks.near_duplicates
+        if {a.split(":", 1)[0], b.split(":", 1)[0]} == {"train", "val"}
+    )
+    shared = sum(1 for splits in leaks.shared_patients.values() if {"train", "val"} <= set(splits))
+    found = [
+        f"{identical} val image(s) identical to train images" if identical else "",
+        f"{near} near-duplicate train/val pair(s)" if near else "",
+        f"{shared} patient(s) in both train and val" if shared else "",
+    ]
+    parts = [p for p in [caveat, "; ".join(f for f in found if f)] if p]
+    return ": ".join(parts) if parts else ""
 
 
 def _carve(

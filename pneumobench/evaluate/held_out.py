@@ -12,8 +12,14 @@ import numpy as np
 
 from pneumobench.config.sections import EvaluationConfig
 from pneumobench.data import PreparedData
+from pneumobench.evaluate.deployed import Resampled, deployed_intervals
 from pneumobench.evaluate.metrics import classification_metrics
-from pneumobench.evaluate.operating_points import choose_thresholds, metrics_at, threshold_name
+from pneumobench.evaluate.operating_points import (
+    choose_thresholds,
+    metrics_at,
+    read_curves,
+    threshold_name,
+)
 from pneumobench.evaluate.statistics import (
     bootstrap_intervals,
     cluster_weights,
@@ -38,6 +44,7 @@ class HeldOutResult:
     ece: float = math.nan
     reliability: list[tuple[float, float, int]] = field(default_factory=list)
     val_probs: np.ndarray | None = None  # the validation predictions the thresholds come from
+    threshold_intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # by point
 
     def all_metrics(self) -> dict[str, float]:
         """Argmax and operating-point metrics together (names without the test_ prefix)."""
@@ -61,7 +68,8 @@ def predictions_csv(
     writer.writerow(["path", "patient", "y_true", "y_pred", *[f"p_{c}" for c in class_names]])
     y_pred = probs.argmax(1)
     for key, patient, t, p, row in zip(keys, patients, y_true, y_pred, probs, strict=True):
-        writer.writerow([key, patient, int(t), int(p), *[f"{v:.6f}" for v in row]])
+        # full float precision: every logged number recomputes from this file exactly
+        writer.writerow([key, patient, int(t), int(p), *[repr(float(v)) for v in row]])
     return out.getvalue()
 
 
@@ -73,10 +81,17 @@ def evaluate_probabilities(
     seed: int,
 ) -> HeldOutResult:
     """Every number of a final evaluation from test and validation class probabilities (one
-    model's, or an ensemble's mean): thresholds from validation, metrics and intervals on test."""
+    model's, or an ensemble's mean): block 1 read off the test curves, block 2 at thresholds
+    chosen on validation, every interval over resampled patients (block 2's including the
+    thresholds' own uncertainty)."""
     y = data.test.labels
     patients = list(data.test.patients) if data.has_patient_ids else None
-    result = HeldOutResult(classification_metrics(y, probs, data.class_names), probs, y, patients)
+    targets = evaluation.operating_points
+    one = np.ones((1, len(y)))
+    discrimination = classification_metrics(y, probs, data.class_names)
+    curves = read_curves(y, probs, one, targets)
+    discrimination.update({k: float(v[0]) for k, v in curves.items()})
+    result = HeldOutResult(discrimination, probs, y, patients)
     result.val_probs = val_probs
     result.intervals = bootstrap_intervals(
         y,
@@ -87,11 +102,9 @@ def evaluate_probabilities(
         class_names=data.class_names,
         groups=patients,
     )
-    targets = evaluation.operating_points
     result.thresholds = choose_thresholds(
         data.val.labels, val_probs, targets.sensitivity, targets.specificity
     )
-    one = np.ones((1, len(y)))
     result.operating = {
         k: float(v[0]) for k, v in metrics_at(y, probs, result.thresholds, one).items()
     }
@@ -101,12 +114,45 @@ def evaluate_probabilities(
         for k, v in metrics_at(data.val.labels, val_probs, result.thresholds, val_one).items()
     }
     w = cluster_weights(y, patients, evaluation.bootstrap_resamples, seed)  # the same resamples
-    for name, values in metrics_at(y, probs, result.thresholds, w).items():
+    for name, values in read_curves(y, probs, w, targets).items():
         result.intervals[name] = percentile_interval(values, evaluation.ci_level)
+    val_patients = list(data.val.patients) if data.has_patient_ids else None
+    inclusive, result.threshold_intervals = deployed_intervals(
+        Resampled.of(data.val.labels, val_probs, val_patients),
+        Resampled.of(y, probs, patients),
+        targets,
+        n_resamples=evaluation.bootstrap_resamples,
+        seed=seed,
+        level=evaluation.ci_level,
+    )
+    result.intervals.update(inclusive)
     result.ece, result.reliability = expected_calibration_error(
         y, probs, evaluation.calibration_bins
     )
     return result
+
+
+def headline(result: HeldOutResult, evaluation: EvaluationConfig) -> str:
+    """Both blocks in one console line: what the test curves say, and what the deployed
+    threshold (chosen on validation) achieved on test, with its target where it did not hold."""
+    from pneumobench.evaluate.deployed import target_status
+
+    t = evaluation.operating_points
+    m, ci, point = result.all_metrics(), result.intervals, S.DEPLOYED_POINT
+    spec_key = S.point_metric(point, "specificity")
+    low, high = ci.get(spec_key, (math.nan, math.nan))
+    status = target_status(point, low, high, t)
+    held = {
+        "below": f" [bold red]target {t.specificity:g} did not hold on test[/]",
+        "above": f" (above the target {t.specificity:g})",
+    }.get(status or "", "")
+    return (
+        f"test curves: sensitivity {m['roc_sens_at_spec']:.3f} at specificity >= "
+        f"{t.specificity:g}, ROC AUC {m['roc_auc']:.3f}; deployed threshold "
+        f"{result.thresholds[point]:.3f} (chosen on validation): sensitivity "
+        f"{m[S.point_metric(point, 'recall')]:.3f}, specificity {m[spec_key]:.3f} "
+        f"[{low:.3f}, {high:.3f}]{held}"
+    )
 
 
 def metrics_to_log(result: HeldOutResult) -> dict[str, float]:
@@ -117,6 +163,9 @@ def metrics_to_log(result: HeldOutResult) -> dict[str, float]:
     out.update({S.val_metric(k): v for k, v in result.validation.items()})
     for key, (low, high) in result.intervals.items():
         low_name, high_name = S.ci_names(S.test_metric(key))
+        out[low_name], out[high_name] = low, high
+    for point, (low, high) in result.threshold_intervals.items():
+        low_name, high_name = S.ci_names(threshold_name(point))
         out[low_name], out[high_name] = low, high
     out[S.TEST_ECE] = result.ece
     return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(v)}

@@ -1,26 +1,28 @@
-"""Decision thresholds chosen on validation, and the leaderboard metric each one serves.
+"""What the leaderboard ranks, in two blocks, and the decision thresholds chosen on validation.
 
-A threshold metric (recall, specificity, precision, F1, accuracy) means nothing without its
-threshold, and the argmax (0.5) threshold means nothing under class-weighted training: a model
-that calls everything pneumonia has recall 1. So every rankable threshold metric is measured at an
-operating point chosen on the final model's VALIDATION predictions, then applied once to test:
+**Block 1, discrimination** (what ``--metric recall | specificity | precision | f1 | roc_auc |
+pr_auc | accuracy`` ranks): read off each model's own TEST curves, with no threshold carried
+over from validation, so sliding along its ROC curve cannot move a model up.
 
-| ranked by   | measured at the threshold that, on validation, ...          | MLflow name             |
-|-------------|--------------------------------------------------------------|-------------------------|
-| recall      | reaches the target specificity (default 0.90)                | ``test_at_spec_recall`` |
-| specificity | reaches the target sensitivity (default 0.95)                | ``test_at_sens_specificity`` |
-| precision   | reaches the target sensitivity                               | ``test_at_sens_precision`` |
-| f1          | maximizes F1                                                 | ``test_at_f1_f1``       |
-| accuracy    | maximizes accuracy                                           | ``test_at_acc_accuracy`` |
-| roc_auc, pr_auc | (no threshold)                                           | ``test_roc_auc``, ``test_pr_auc`` |
+| ranked by   | what is ranked (test set)                                               | MLflow name |
+|-------------|--------------------------------------------------------------------------|-------------|
+| recall      | the best sensitivity among ROC points with specificity >= target (0.90)  | ``test_roc_sens_at_spec`` |
+| specificity | the best specificity among ROC points with sensitivity >= target (0.95)  | ``test_roc_spec_at_sens`` |
+| precision   | the best precision among PR points with recall >= target (0.95)          | ``test_pr_precision_at_sens`` |
+| f1          | the best F1 on the PR curve (the curve's best; its threshold is test's)  | ``test_pr_best_f1`` |
+| roc_auc, pr_auc | the areas                                                            | ``test_roc_auc``, ``test_pr_auc`` |
+| accuracy    | at argmax: the field's comparable number (MedMNIST reports it)           | ``test_accuracy`` |
 
-Ranking by recall therefore compares sensitivity at a fixed specificity: a model cannot win by
-calling more images pneumonia, because its threshold is set so that it may not. The metric an
-operating point fixes (recall at the sensitivity point) is never what is ranked there.
+**Block 2, the operating points pre-specified on validation**: each threshold is chosen on the
+final model's VALIDATION predictions, then applied once to test; what it achieved there
+(``test_at_<point>_<metric>``) carries an interval that includes the threshold's own
+uncertainty (``evaluate/deployed.py``). ``spec`` (the threshold reaching the target
+specificity) is the deployed one: predict, export and serving decide there. Ranking by it
+(``--metric recall@spec`` and the other ``@`` names) compares models at different test
+specificities, and the table says so.
 
-Three classes: the thresholds decide any pneumonia vs normal (score 1 - P(normal), the clinical
-question); ``roc_auc`` / ``pr_auc`` are the macro one-vs-rest values. Every metric of every point is
-logged as ``test_at_<point>_<metric>`` with its interval; the argmax values keep their own names.
+Three classes: thresholds and curve reads decide any pneumonia vs normal (score 1 - P(normal),
+the clinical question); ``roc_auc`` / ``pr_auc`` are the macro one-vs-rest values.
 """
 
 from __future__ import annotations
@@ -30,24 +32,43 @@ import math
 import numpy as np
 from sklearn.metrics import precision_recall_curve
 
+from pneumobench.config.sections import OperatingPointsConfig
 from pneumobench.evaluate.metrics import is_pneumonia, pneumonia_score
-from pneumobench.evaluate.weighted import curve_metrics, weighted_binary
-from pneumobench.tracking.schema import POINTS, RANKED, point_metric, ranked_name, threshold_name
+from pneumobench.evaluate.weighted import curve_metrics, curve_reads, weighted_binary
+from pneumobench.tracking.schema import (
+    CURVE_READS,
+    POINTS,
+    RANKED,
+    point_metric,
+    ranked_name,
+    threshold_name,
+)
 
 __all__ = ["POINTS", "RANKED", "point_metric", "ranked_name", "threshold_name"]  # + below
 
-THRESHOLD_METRICS = ("accuracy", "precision", "recall", "specificity", "f1")
+THRESHOLD_METRICS = ("accuracy", "precision", "recall", "specificity", "npv", "f1")
 
 
 def describe(metric: str, sensitivity: float, specificity: float) -> str:
     """Where a ranked number is measured, in words for tables and reports."""
-    point, _ = RANKED[metric]
+    point, name = RANKED[metric]
+    if point is None:
+        return {
+            "roc_sens_at_spec": f"the best test sensitivity at specificity >= {specificity:g}, "
+            "read off each model's test ROC curve",
+            "roc_spec_at_sens": f"the best test specificity at sensitivity >= {sensitivity:g}, "
+            "read off each model's test ROC curve",
+            "pr_precision_at_sens": f"the best test precision at recall >= {sensitivity:g}, read "
+            "off each model's test PR curve",
+            "pr_best_f1": "the best F1 on each model's test PR curve (the curve's best, not a "
+            "deployable number)",
+            "accuracy": "accuracy at argmax (the field's comparable number)",
+        }.get(name, f"{name} (no threshold)")
     return {
-        None: f"{metric} (no threshold)",
-        "sens": f"{metric} at the threshold reaching sensitivity {sensitivity:g} on validation",
-        "spec": f"{metric} at the threshold reaching specificity {specificity:g} on validation",
-        "f1": f"{metric} at the threshold maximizing validation F1",
-        "acc": f"{metric} at the threshold maximizing validation accuracy",
+        "sens": f"{name} at the threshold reaching sensitivity {sensitivity:g} on validation",
+        "spec": f"{name} at the threshold reaching specificity {specificity:g} on validation",
+        "f1": f"{name} at the threshold maximizing validation F1",
+        "acc": f"{name} at the threshold maximizing validation accuracy",
     }[point]
 
 
@@ -113,12 +134,32 @@ def metrics_at(
 
 
 def ranked_metric(
-    metric: str, y: np.ndarray, probs: np.ndarray, thresholds: dict[str, float], w: np.ndarray
+    metric: str,
+    y: np.ndarray,
+    probs: np.ndarray,
+    thresholds: dict[str, float],
+    w: np.ndarray,
+    targets: OperatingPointsConfig,
 ) -> np.ndarray:
     """The leaderboard's ``metric`` under each row of weights: what is ranked and tested."""
     point, name = RANKED[metric]
     y = np.asarray(y)
-    if point is None:
-        return curve_metrics(y, probs, w)[name]
-    decision = pneumonia_score(probs) >= thresholds[point]
-    return weighted_binary(is_pneumonia(y), decision, w)[name]
+    if point is not None:
+        decision = pneumonia_score(probs) >= thresholds[point]
+        return weighted_binary(is_pneumonia(y), decision, w)[name]
+    if name in CURVE_READS:
+        sick, score = is_pneumonia(y), pneumonia_score(probs)
+        return curve_reads(sick, score, w, targets.sensitivity, targets.specificity)[name]
+    if name == "accuracy":  # argmax
+        correct = (np.asarray(probs).argmax(1) == y).astype(float)
+        return (w @ correct) / w.sum(1)
+    return curve_metrics(y, probs, w)[name]
+
+
+def read_curves(
+    y: np.ndarray, probs: np.ndarray, w: np.ndarray, targets: OperatingPointsConfig
+) -> dict[str, np.ndarray]:
+    """Block 1's curve reads (``roc_sens_at_spec``, ...) under each row of weights."""
+    return curve_reads(
+        is_pneumonia(y), pneumonia_score(probs), w, targets.sensitivity, targets.specificity
+    )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from pneumobench.config.sections import OperatingPointsConfig
 from pneumobench.evaluate.metrics import (
     classification_metrics,
     is_pneumonia,
@@ -64,10 +65,9 @@ def bootstrap_distribution(
     """Every argmax test metric on every resample (rows of ``w``)."""
     y_true = np.asarray(y_true)
     if probs.shape[1] == 2:
-        return {
-            **weighted_binary(y_true == 1, probs[:, 1] >= 0.5, w),
-            **curve_metrics(y_true, probs, w),
-        }
+        at_argmax = weighted_binary(y_true == 1, probs[:, 1] >= 0.5, w)
+        at_argmax.pop("npv")  # the argmax block reports the seven leaderboard metrics
+        return {**at_argmax, **curve_metrics(y_true, probs, w)}
     names = tuple(str(i) for i in range(probs.shape[1]))
     rows = []
     for weights in w:  # three classes: scikit-learn per resample (at evaluation time only)
@@ -185,6 +185,7 @@ def paired_comparison(
     n_resamples: int,
     seed: int,
     level: float,
+    targets: OperatingPointsConfig,
     groups: list[str] | None = None,
 ) -> PairedComparison:
     """The ranked ``metric`` (a leaderboard name, see ``operating_points.RANKED``) of a model and
@@ -195,7 +196,8 @@ def paired_comparison(
     full = np.ones((1, len(y_true)))
 
     def value(side: list[tuple[np.ndarray, dict[str, float]]], weights: np.ndarray) -> np.ndarray:
-        return np.mean([ranked_metric(metric, y_true, p, t, weights) for p, t in side], axis=0)
+        values = [ranked_metric(metric, y_true, p, t, weights, targets) for p, t in side]
+        return np.mean(values, axis=0)
 
     diffs = value(model, w) - value(champion, w)
     difference = float((value(model, full) - value(champion, full))[0])
@@ -203,7 +205,9 @@ def paired_comparison(
     p_boot = (
         min(1.0, 2 * min(np.mean(finite <= 0), np.mean(finite >= 0))) if len(finite) else math.nan
     )
-    probs_model, probs_champion = model[0][0], champion[0][0]
+    # the image-level extras on each side's seed-averaged probabilities (one model: its own)
+    probs_model = np.mean([p for p, _ in model], axis=0)
+    probs_champion = np.mean([p for p, _ in champion], axis=0)
     correct_a = probs_model.argmax(1) == y_true
     correct_b = probs_champion.argmax(1) == y_true
     b_count, c_count, p_mcnemar = mcnemar_exact(correct_a, correct_b)

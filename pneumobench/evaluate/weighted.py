@@ -23,6 +23,7 @@ def weighted_binary(
             "precision": precision,
             "recall": recall,
             "specificity": tn / (tn + fp),
+            "npv": np.where(tn + fn > 0, tn / (tn + fn), 0.0),
             "f1": f1,
         }
 
@@ -81,4 +82,55 @@ def curve_metrics(y: np.ndarray, probs: np.ndarray, w: np.ndarray) -> dict[str, 
     return {
         "roc_auc": np.mean([weighted_auc(t, s, w) for t, s in pairs], axis=0),
         "pr_auc": np.mean([weighted_ap(t, s, w) for t, s in pairs], axis=0),
+    }
+
+
+def curve_points(
+    truth: np.ndarray, score: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every point of the ROC / PR curve under each row of weights: the distinct scores from high
+    to low (G,), and the weighted true and false positives (R, G + 1) when deciding positive at
+    ``score >= cut``; column 0 is the cut above every score (nothing called positive)."""
+    pos = np.asarray(truth).astype(bool)
+    score = np.asarray(score, dtype=float)
+    order, group = _tie_groups(score, descending=True)
+    cuts = score[order][np.flatnonzero(np.r_[True, group[1:] != group[:-1]])]
+    pos_g, neg_g = _per_group(w, pos, order, group), _per_group(w, ~pos, order, group)
+    zeros = np.zeros((w.shape[0], 1))
+    tp = np.concatenate([zeros, np.cumsum(pos_g, axis=1)], axis=1)
+    fp = np.concatenate([zeros, np.cumsum(neg_g, axis=1)], axis=1)
+    return cuts, tp, fp
+
+
+def curve_reads(
+    truth: np.ndarray, score: np.ndarray, w: np.ndarray, sensitivity: float, specificity: float
+) -> dict[str, np.ndarray]:
+    """Numbers read off the test curves themselves, no threshold carried over from validation,
+    under each row of weights. The reading rule, one for all: among the curve's points (one per
+    distinct score, no interpolation) that meet the target, the best value.
+
+    - ``roc_sens_at_spec``: the best sensitivity among ROC points with specificity >= target;
+    - ``roc_spec_at_sens``: the best specificity among ROC points with sensitivity >= target;
+    - ``pr_precision_at_sens``: the best precision among PR points with recall >= target;
+    - ``pr_best_f1``: the best F1 on the PR curve (the curve's best, not a deployable number:
+      its threshold is chosen on test).
+    """
+    _, tp, fp = curve_points(truth, score, w)
+    positives, negatives = tp[:, -1:], fp[:, -1:]
+    eps = 1e-12
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sens = tp / positives
+        spec = 1 - fp / negatives
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 1.0)
+        f1 = 2 * tp / (tp + fp + positives)
+
+    def best(values: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+        out = np.where(allowed, values, -np.inf).max(axis=1)
+        return np.where(np.isfinite(out), out, np.nan)
+
+    return {
+        "roc_sens_at_spec": best(sens, spec >= specificity - eps),
+        "roc_spec_at_sens": best(spec, sens >= sensitivity - eps),
+        "pr_precision_at_sens": best(precision, sens >= sensitivity - eps),
+        "pr_best_f1": best(f1, np.isfinite(f1)),
     }

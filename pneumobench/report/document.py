@@ -17,8 +17,20 @@ from pneumobench.config.sections import EvaluationConfig
 from pneumobench.report import figures as F
 from pneumobench.report import sections
 from pneumobench.report.figures import Figure
-from pneumobench.report.leaderboard import load_leaderboard, normalize_metric
-from pneumobench.report.render import legend, table_cells
+from pneumobench.report.leaderboard import (
+    leaderboard_metric,
+    load_leaderboard,
+    normalize_metric,
+    targets_of,
+    test_looks,
+)
+from pneumobench.report.render import (
+    deployed_cells,
+    deployed_legend,
+    legend,
+    store_notes,
+    table_cells,
+)
 from pneumobench.tracking import reader
 from pneumobench.tracking.store import client
 
@@ -33,6 +45,10 @@ class Report:
     headers: list[str]
     cells: list[list[str]]
     legend: str
+    deployed_headers: list[str]
+    deployed_cells: list[list[str]]
+    deployed_legend: str
+    store_notes: list[str]
     data_rows: list[dict[str, str]]
     leak_note: str
     environment: dict[str, str]
@@ -53,16 +69,22 @@ def build_report(
     key = normalize_metric(metric)
     rows = load_leaderboard(experiment, metric, tracking_uri, evaluation)
     store = client(tracking_uri)
-    headers, cells = table_cells(rows, key)
+    headers, cells = table_cells(rows, key, wide=True)
+    targets = targets_of(rows, evaluation.operating_points)
+    d_headers, d_cells = deployed_cells(rows, targets, wide=True)
     evaluated = [r for r in rows if r.evaluated]
     runs = {r.model: store.get_run(r.run_id) for r in rows}
     report = Report(
         experiment=experiment,
-        metric=key,
+        metric=f"{leaderboard_metric(key)} ({key})",
         tracking_uri=tracking_uri,
         headers=headers,
         cells=cells,
         legend=legend(key, rows),
+        deployed_headers=d_headers,
+        deployed_cells=d_cells,
+        deployed_legend=deployed_legend(targets),
+        store_notes=store_notes(rows, test_looks(tracking_uri, rows)),
         data_rows=sections.data_rows(runs),
         leak_note=sections.leak_note(runs),
         environment=sections.environment(runs),

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from pneumobench.config.sections import EvaluationConfig
+from pneumobench.config.sections import EvaluationConfig, OperatingPointsConfig
 from pneumobench.errors import ConfigError
+from pneumobench.evaluate.chance import chance_reference
 from pneumobench.evaluate.operating_points import (
     POINTS,
     RANKED,
@@ -41,6 +42,7 @@ from pneumobench.tracking import schema as S
 from pneumobench.tracking.store import client, find_experiment, require_local_store
 
 RANKABLE = tuple(RANKED)
+CHANCE_DRAWS = 200  # random scorers drawn for the chance reference
 TIEBREAK = (S.test_metric("roc_auc"), S.test_metric("pr_auc"))
 
 
@@ -50,10 +52,10 @@ def normalize_metric(metric: str) -> str:
     name = metric.removeprefix(S.TEST_PREFIX)
     if name not in RANKABLE:
         raise ConfigError(
-            f"unknown leaderboard metric '{metric}'; choose one of {', '.join(RANKABLE)} "
-            "(with or without the test_ prefix). Threshold metrics are ranked at operating points "
-            "chosen on validation: recall at a fixed specificity, specificity and precision at a "
-            "fixed sensitivity, f1 and accuracy at their best validation threshold."
+            f"unknown leaderboard metric '{metric}'; choose one of {', '.join(S.DISCRIMINATION)} "
+            "(read off each model's test curves, no threshold carried over), or "
+            f"{', '.join(S.AT_VALIDATION_THRESHOLD)} (at the thresholds chosen on validation: "
+            "the rows are then compared at different test specificities)"
         )
     return S.test_metric(ranked_name(name))
 
@@ -90,12 +92,101 @@ def load_leaderboard(
         row.rank = rank if row.evaluated else None
         row.champion = rank == 1 and row.evaluated
     evaluated = [r for r in rows if r.evaluated]
+    if not evaluated:
+        return rows
+    targets = evaluated[0].targets(evaluation.operating_points)
     for row in evaluated:
         if row.seed_runs and row.n_seeds > 1:
-            _seed_mean_interval(store, row, key, evaluation)
+            _seed_mean_interval(store, row, key, evaluation, targets)
     if compare and len(evaluated) > 1:
-        compare_with_champion(store, evaluated, key, evaluation)
+        compare_with_champion(store, evaluated, key, evaluation, targets)
+    if compare:
+        _chance(store, evaluated, key, evaluation, targets)
     return rows
+
+
+def _chance(
+    store: Any,
+    rows: list[LeaderboardRow],
+    key: str,
+    evaluation: EvaluationConfig,
+    targets: OperatingPointsConfig,
+) -> None:
+    """The random scorer's range of the ranked metric on the top row's test labels; rows whose
+    value does not clear its upper end are flagged (threshold-free metrics only)."""
+    metric = leaderboard_metric(key)
+    if RANKED[metric][0] is not None:
+        return
+    _, y, probs, _ = reader.read_predictions(store, rows[0].run_id)
+    reference = chance_reference(
+        y,
+        probs.shape[1],
+        [metric],
+        targets,
+        n_draws=CHANCE_DRAWS,
+        seed=int(rows[0].seed or 0),
+        level=evaluation.ci_level,
+    )[metric]
+    for row in rows:
+        row.chance = reference
+        row.below_chance = not row.value(key) > reference[2]
+
+
+def best_on_validation(
+    tracking_uri: str, rows: list[LeaderboardRow], key: str, targets: OperatingPointsConfig
+) -> LeaderboardRow | None:
+    """The single (not ensemble) evaluated row with the best VALIDATION value of the ranked
+    metric, recomputed from each final model's logged validation predictions at its own
+    thresholds; None when no row has them."""
+    store = client(tracking_uri)
+    metric = leaderboard_metric(key)
+    best: tuple[float, LeaderboardRow] | None = None
+    for row in rows:
+        if not row.evaluated or row.is_ensemble:
+            continue
+        try:
+            _, y, probs, _ = reader.read_predictions(store, row.run_id, S.VAL_PREDICTIONS)
+        except Exception:  # evaluated before validation predictions were logged
+            continue
+        thresholds = {
+            p: row.all_metrics[threshold_name(p)]
+            for p in POINTS
+            if threshold_name(p) in row.all_metrics
+        }
+        one = np.ones((1, len(y)))
+        value = float(ranked_metric(metric, y, probs, thresholds, one, targets)[0])
+        if best is None or value > best[0]:
+            best = (value, row)
+    return best[1] if best else None
+
+
+def champion_note(
+    tracking_uri: str, rows: list[LeaderboardRow], key: str, evaluation: EvaluationConfig
+) -> str | None:
+    """With ``evaluation.champion: validation``: which row the registry's champion is, and why."""
+    if evaluation.champion != "validation":
+        return None
+    chosen = best_on_validation(
+        tracking_uri, rows, key, targets_of(rows, evaluation.operating_points)
+    )
+    if chosen is None:
+        return None
+    return (
+        f"The registered champion is chosen on validation: {chosen.model} (the best single "
+        f"model by this metric on validation; its test numbers are an unbiased estimate)."
+    )
+
+
+def test_looks(tracking_uri: str, rows: list[LeaderboardRow]) -> tuple[int, int]:
+    """How often the rows' test set has been evaluated in this store, in how many experiments."""
+    digest = next((r.test_digest for r in rows if r.evaluated and r.test_digest), None)
+    return reader.test_set_looks(client(tracking_uri), digest) if digest else (0, 0)
+
+
+def targets_of(rows: list[LeaderboardRow], default: OperatingPointsConfig) -> OperatingPointsConfig:
+    """The operating-point targets the rows were evaluated with (the top row's tags)."""
+    first = next((r for r in rows if r.evaluated), None)
+    return first.targets(default) if first else default
 
 
 def _latest_final_runs(store: Any, experiment_id: str) -> list[Any]:
@@ -130,20 +221,30 @@ def _members(store: Any, row: LeaderboardRow) -> list[tuple[np.ndarray, dict[str
 
 
 def _seed_mean_interval(
-    store: Any, row: LeaderboardRow, key: str, evaluation: EvaluationConfig
+    store: Any,
+    row: LeaderboardRow,
+    key: str,
+    evaluation: EvaluationConfig,
+    targets: OperatingPointsConfig,
 ) -> None:
     """The interval of the mean over seeds of the ranked quantity: every seed's model on the same
     resampled patients, averaged per resample."""
     _, y, _, patients = reader.read_predictions(store, row.run_id)
     w = cluster_weights(y, patients, evaluation.bootstrap_resamples, int(row.seed or 0))
     metric = leaderboard_metric(key)
-    means = np.mean([ranked_metric(metric, y, p, t, w) for p, t in _members(store, row)], axis=0)
+    means = np.mean(
+        [ranked_metric(metric, y, p, t, w, targets) for p, t in _members(store, row)], axis=0
+    )
     low, high = S.ci_names(S.seed_names(key)[0])
     row.metrics[low], row.metrics[high] = percentile_interval(means, evaluation.ci_level)
 
 
 def compare_with_champion(
-    store: Any, rows: list[LeaderboardRow], key: str, evaluation: EvaluationConfig
+    store: Any,
+    rows: list[LeaderboardRow],
+    key: str,
+    evaluation: EvaluationConfig,
+    targets: OperatingPointsConfig,
 ) -> None:
     """Annotate rows in place: difference to the top row in the ranked quantity, its paired
     interval and p-value (patients resampled), Holm-adjusted; the group."""
@@ -167,6 +268,7 @@ def compare_with_champion(
             n_resamples=evaluation.bootstrap_resamples,
             seed=seed,
             level=evaluation.ci_level,
+            targets=targets,
         )
         row.comparison = Comparison(
             vs_champion_diff=cmp.difference,
@@ -207,6 +309,8 @@ def _row(run: Any) -> LeaderboardRow:
         op_target_sensitivity=tags.get(S.OP_TARGET_SENSITIVITY),
         op_target_specificity=tags.get(S.OP_TARGET_SPECIFICITY),
         seed_runs=tags.get(S.SEED_MEMBERS),
+        test_digest=tags.get(S.TEST_DIGEST),
+        validation_note=tags.get(S.VALIDATION_NOTE),
         metrics={k: v for k, v in sorted(metrics.items()) if k.startswith(prefixes)},
         all_metrics=dict(metrics),
     )

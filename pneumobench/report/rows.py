@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from pneumobench.config.sections import OperatingPointsConfig
 from pneumobench.tracking import schema as S
 
 
@@ -57,6 +58,8 @@ class LeaderboardRow:
     op_target_sensitivity: str | None = None
     op_target_specificity: str | None = None
     seed_runs: str | None = None  # run ids of each seed's final model, comma-separated
+    test_digest: str | None = None  # the test split's content (looks are counted by it)
+    validation_note: str | None = None  # what validation is, where it is weak
     metrics: dict[str, float] = field(default_factory=dict)  # the logged test/val numbers
     rank: int | None = None
     champion: bool = False
@@ -64,6 +67,8 @@ class LeaderboardRow:
     group: str | None = None  # A: not shown to be worse than the top row; B: worse
     significantly_worse: bool | None = None
     comparison_note: str | None = None  # why no comparison was made
+    chance: tuple[float, float, float] | None = None  # a random scorer: mean, 95% range
+    below_chance: bool | None = None  # the ranked value inside or under the random range
     all_metrics: dict[str, float] = field(default_factory=dict, repr=False)  # every logged one
 
     @property
@@ -85,6 +90,15 @@ class LeaderboardRow:
     def seed_run_ids(self) -> list[str]:
         """The run of each seed's final model (the row's own run when there are no repeats)."""
         return [r for r in (self.seed_runs or "").split(",") if r] or [self.run_id]
+
+    def targets(self, default: OperatingPointsConfig) -> OperatingPointsConfig:
+        """The operating-point targets this row was evaluated with (its tags), else ``default``."""
+        if self.op_target_sensitivity is None or self.op_target_specificity is None:
+            return default
+        return OperatingPointsConfig(
+            sensitivity=float(self.op_target_sensitivity),
+            specificity=float(self.op_target_specificity),
+        )
 
     def value(self, key: str) -> float:
         """What ranks for ``key``: with repeated seeds the mean, else the single model's value."""

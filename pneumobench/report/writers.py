@@ -17,6 +17,7 @@ table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
 th,td{border:1px solid #d5d9e0;padding:.25rem .5rem;text-align:right}
 th{background:#f2f4f7}td:nth-child(2),td:nth-child(4){text-align:left}
 tr.champion{background:#e8f6ea;font-weight:600}
+tr.failed{background:#fdecea;color:#8a1c12}tr.reference{color:#777;font-style:italic}
 figure{margin:1rem 0}figure img{max-width:100%;border:1px solid #eee}
 figure.half{display:inline-block;width:49%;margin:.5rem 0;vertical-align:top}
 figcaption,.legend,.note{color:#555;font-size:.85rem}
@@ -35,8 +36,13 @@ def to_html(report: Report) -> str:
         f'<p class="note">Ranked by {e(report.metric)} on the held-out test set. Tracking: '
         f"<code>{e(report.tracking_uri)}</code>.</p>",
         "<h2>Leaderboard</h2>",
+        "<h3>1. Discrimination on test (read off each model's test curves)</h3>",
         _html_table(report.headers, report.cells, champion_first=True),
         f'<p class="legend">{e(report.legend)}</p>',
+        "<h3>2. The deployed operating point (threshold chosen on validation)</h3>",
+        _html_table(report.deployed_headers, report.deployed_cells, flag_column=True),
+        f'<p class="legend">{e(report.deployed_legend)}</p>',
+        *(f'<p class="note"><strong>{e(n)}</strong></p>' for n in report.store_notes),
         "<h2>Data</h2>",
         _html_table(*_dict_rows(report.data_rows))
         if report.data_rows
@@ -82,11 +88,20 @@ def _dict_rows(rows: list[dict[str, str]]) -> tuple[list[str], list[list[str]]]:
     return headers, [[str(row.get(h, "")) for h in headers] for row in rows]
 
 
-def _html_table(headers: list[str], cells: list[list[str]], champion_first: bool = False) -> str:
+def _html_table(
+    headers: list[str],
+    cells: list[list[str]],
+    champion_first: bool = False,
+    flag_column: bool = False,
+) -> str:
     e = html.escape
     out = ["<table><thead><tr>", *(f"<th>{e(h)}</th>" for h in headers), "</tr></thead><tbody>"]
     for i, row in enumerate(cells):
         css = ' class="champion"' if champion_first and i == 0 and row and row[0] == "1" else ""
+        if champion_first and row and row[0] == "" and row[1].startswith("chance"):
+            css = ' class="reference"'
+        if flag_column and row and row[-1] == "did not hold":
+            css = ' class="failed"'
         out.append(f"<tr{css}>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
     out.append("</tbody></table>")
     return "".join(out)
@@ -100,10 +115,19 @@ def to_markdown(report: Report, image_dir: Path, link_prefix: str) -> str:
         "",
         f"Ranked by {report.metric} on the held-out test set.",
         "",
+        "### 1. Discrimination on test (read off each model's test curves)",
+        "",
         markdown_table(report.headers, report.cells),
         "",
         report.legend,
         "",
+        "### 2. The deployed operating point (threshold chosen on validation)",
+        "",
+        markdown_table(report.deployed_headers, report.deployed_cells),
+        "",
+        report.deployed_legend,
+        "",
+        *[line for note in report.store_notes for line in (f"**{note}**", "")],
         "## Data",
         "",
     ]

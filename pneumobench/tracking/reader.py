@@ -44,6 +44,23 @@ def model_runs(store: Any, experiment_id: str) -> list[Any]:
     )
 
 
+def test_set_looks(store: Any, test_digest: str) -> tuple[int, int]:
+    """How often the test set of this content has been evaluated in this store, across every
+    experiment (each final evaluation of a model, a seed repeat or an ensemble is one look; a
+    model evaluated again with --force counts each time), and in how many experiments."""
+    if not test_digest:
+        return 0, 0
+    experiments = [e.experiment_id for e in store.search_experiments()]
+    runs = store.search_runs(
+        experiments,
+        filter_string=f"tags.`{S.TEST_DIGEST}` = '{test_digest}'",
+        max_results=50000,
+    )
+    looked = [r for r in runs if r.data.tags.get(S.TEST_EVALUATIONS, "").isdigit()]
+    looks = sum(int(r.data.tags[S.TEST_EVALUATIONS]) for r in looked)
+    return looks, len({r.info.experiment_id for r in looked})
+
+
 def trial_run(store: Any, experiment_id: str, label: str, number: str) -> Any | None:
     """The MLflow run of trial ``number`` of model ``label``."""
     runs = store.search_runs(

@@ -56,6 +56,8 @@ IMAGE_SIZE = "image_size"
 DATA_SOURCE = "data_source"
 DATASET_DIGEST = "dataset_digest"
 DATASET_DIGEST_CHARS = 16  # of the digest, as MLflow dataset inputs carry it (36 at most)
+TEST_DIGEST = "pneumobench.test_digest"  # the test split's content: looks are counted by it
+VALIDATION_NOTE = "pneumobench.validation_note"  # what validation is, where it is weak
 DATA_PATH = "data_path"
 SEED = "seed"
 DEVICE = "device"
@@ -119,18 +121,30 @@ TEST_ECE = "test_ece"
 N_TEST_EVALUATIONS = "test_evaluations"  # the count above as a metric (leaderboard, report)
 
 
-# --- operating points: where a threshold metric is measured (``evaluate/operating_points.py``) ---
+# --- what the leaderboard ranks: two blocks -----------------------------------------------------
+# 1. Discrimination, read off each model's own test curves: no threshold carries over, so no
+#    model can climb by moving one (``evaluate/weighted.curve_reads`` states the reading rule).
+CURVE_READS = ("roc_sens_at_spec", "roc_spec_at_sens", "pr_precision_at_sens", "pr_best_f1")
+# 2. The operating points chosen on validation and applied once to test (``threshold_<point>``):
 POINTS = ("sens", "spec", "f1", "acc")
-# leaderboard metric -> (operating point, metric at it); None: a threshold-free metric
+DEPLOYED_POINT = "spec"  # where predict, export and serving decide by default
+# leaderboard metric -> (operating point, metric at it); None: block 1, no validation threshold
 RANKED: dict[str, tuple[str | None, str]] = {
-    "recall": ("spec", "recall"),
-    "specificity": ("sens", "specificity"),
-    "precision": ("sens", "precision"),
-    "f1": ("f1", "f1"),
-    "accuracy": ("acc", "accuracy"),
+    "recall": (None, "roc_sens_at_spec"),
+    "specificity": (None, "roc_spec_at_sens"),
+    "precision": (None, "pr_precision_at_sens"),
+    "f1": (None, "pr_best_f1"),
+    "accuracy": (None, "accuracy"),  # at argmax: the field's comparable number (MedMNIST's ACC)
     "roc_auc": (None, "roc_auc"),
     "pr_auc": (None, "pr_auc"),
+    "recall@spec": ("spec", "recall"),
+    "specificity@sens": ("sens", "specificity"),
+    "precision@sens": ("sens", "precision"),
+    "f1@maxF1": ("f1", "f1"),
+    "accuracy@maxAcc": ("acc", "accuracy"),
 }
+DISCRIMINATION = tuple(m for m, (point, _) in RANKED.items() if point is None)
+AT_VALIDATION_THRESHOLD = tuple(m for m, (point, _) in RANKED.items() if point is not None)
 
 
 def point_metric(point: str, metric: str) -> str:
@@ -155,16 +169,26 @@ def val_metric(name: str) -> str:
 
 
 def data_tags(
-    task: str, image_size: int, source: str, digest: str, class_names: tuple[str, ...]
+    task: str,
+    image_size: int,
+    source: str,
+    digests: tuple[str, str],
+    class_names: tuple[str, ...],
+    validation_note: str,
 ) -> dict[str, str]:
-    """What data produced a run's numbers: the tags every model and ensemble run carries."""
-    return {
+    """What data produced a run's numbers: the tags every model and ensemble run carries
+    (``digests``: the whole data's, the test split's)."""
+    tags = {
         TASK: task,
         IMAGE_SIZE: str(image_size),
         DATA_SOURCE: source,
-        DATASET_DIGEST: digest,
+        DATASET_DIGEST: digests[0],
+        TEST_DIGEST: digests[1],
         CLASS_NAMES: ",".join(class_names),
     }
+    if validation_note:
+        tags[VALIDATION_NOTE] = validation_note[:4900]  # MLflow tag values: 5000 characters
+    return tags
 
 
 def evaluation_tags(
@@ -225,10 +249,13 @@ TRIAL_WORKER_ATTR = "worker"
 TRIAL_FAIL_ATTR = "fail_reason"
 
 
-# every ranked test metric, the default (recall) first: the UI's view, the registered version
-RANKED_METRICS = tuple(
-    test_metric(ranked_name(m))
-    for m in ("recall", "roc_auc", "specificity", "f1", "accuracy", "pr_auc")
+# the discrimination block, the default (recall) first, and the deployed point's sensitivity
+# and specificity: the UI's view, the metrics of a registered version
+RANKED_METRICS = (
+    *(test_metric(ranked_name(m)) for m in ("recall", "roc_auc", "specificity", "f1", "accuracy")),
+    test_metric(ranked_name("pr_auc")),
+    test_metric(point_metric(DEPLOYED_POINT, "recall")),
+    test_metric(point_metric(DEPLOYED_POINT, "specificity")),
 )
 
 

@@ -240,6 +240,7 @@ def log_seed_repeat(
     metrics: Mapping[str, float],
     predictions_csv: str,
     val_predictions_csv: str | None = None,
+    test_digest: str = "",
 ) -> str:
     """One retrained seed of ``best_trial``'s hyperparameters as a nested run
     ``<label>/seed-<s>`` of the active parent run, with its test predictions and the validation
@@ -254,6 +255,8 @@ def log_seed_repeat(
             S.LABEL: label,
             S.SEED: str(seed),
             S.BEST_TRIAL: str(best_trial),
+            S.TEST_EVALUATIONS: "1",  # a seed repeat looks at the test set once, too
+            S.TEST_DIGEST: test_digest,
         },
     ) as run:
         mlflow.log_params(dict(params))

@@ -26,6 +26,7 @@ import torch
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
+from pneumobench import interrupts
 from pneumobench.config import AugmentConfig, ProtocolConfig
 from pneumobench.data import PreparedData
 from pneumobench.data.batches import BatchFeeder
@@ -259,6 +260,7 @@ def train_one_epoch(
     (timm ModelEmaV3) is updated after every optimizer step."""
     loss_sum = torch.zeros((), device=device)
     for x, y in train.batches(batch_size, shuffle=True, generator=generator):
+        interrupts.check()  # a plain flag: a lost Ctrl-C stops within one batch
         loss = train_step(
             model, to_channels_last(x), y, optimizer, criterion, scaler, device, precision
         )

@@ -12,6 +12,7 @@ import optuna
 import pytest
 
 from pneumobench.commands.main import main
+from pneumobench.config.sections import OperatingPointsConfig
 from tests.conftest import (
     SHARED_DATA,
     SHARED_WEIGHTS,
@@ -22,6 +23,8 @@ from tests.conftest import (
     tiny_config,
     write_config,
 )
+
+TARGETS = OperatingPointsConfig()
 
 
 def _runs(experiment: str, role: str):
@@ -231,7 +234,7 @@ def test_statistics_are_logged_and_recomputable_from_the_predictions_csv(
     assert champion["group"] == "A" and champion["champion"]
     assert other["group"] in ("A", "B") and 0 <= other["p_holm"] <= 1
     # the paired comparison is about the ranked quantity: the mean over both seeds' models of
-    # recall at each one's validation-chosen specificity threshold
+    # sensitivity at specificity >= 0.8 read off each one's test ROC curve
     from pneumobench.report.leaderboard import _members, _row
 
     cmp = paired_comparison(
@@ -243,15 +246,16 @@ def test_statistics_are_logged_and_recomputable_from_the_predictions_csv(
         n_resamples=500,
         seed=int(champion["seed"]),
         level=0.95,
+        targets=OperatingPointsConfig(sensitivity=0.9, specificity=0.8),  # the config's
     )
     assert other["vs_champion_diff"] == pytest.approx(cmp.difference)
     assert other["vs_champion_diff"] == pytest.approx(
-        other["test_at_spec_recall_mean"] - champion["test_at_spec_recall_mean"]
+        other["test_roc_sens_at_spec_mean"] - champion["test_roc_sens_at_spec_mean"]
     )
     assert other["vs_champion_ci_low"] == pytest.approx(cmp.diff_ci[0])
     assert other["p_bootstrap"] == pytest.approx(cmp.p_bootstrap)
     assert np.isfinite(other["p_delong_image_level"])
-    ranked_by_mean = [r["test_at_spec_recall_mean"] for r in rows]
+    ranked_by_mean = [r["test_roc_sens_at_spec_mean"] for r in rows]
     assert ranked_by_mean == sorted(ranked_by_mean, reverse=True)
     assert main(["leaderboard", "--config", str(tmp_path / "e.yaml"), "--metric", "op_recall"]) == 2
 

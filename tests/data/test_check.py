@@ -22,7 +22,7 @@ def _planted(tmp_path: Path) -> Path:
     train_img = next((root / "train" / "PNEUMONIA").glob("*.*"))
     test_dir = root / "test" / "PNEUMONIA"
     shutil.copy(train_img, test_dir / "person9001_bacteria_1.jpeg")  # identical across splits
-    patient = "_".join(train_img.name.split("_")[:2])  # personN_subtype, as labels.patient_id
+    patient = "_".join(train_img.name.split("_")[:2])  # personN_subtype: patient personN
     shutil.copy(next((root / "test" / "NORMAL").glob("*.*")), test_dir / f"{patient}_777.png")
     (root / "train" / "NORMAL" / "IM-9999-0001.jpeg").write_bytes(b"\xff\xd8 truncated")
     (root / "train" / "NORMAL" / "notes.txt").write_text("not an image")

@@ -9,6 +9,7 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.metrics import roc_auc_score
 
+from pneumobench.config.sections import OperatingPointsConfig
 from pneumobench.evaluate.metrics import classification_metrics
 from pneumobench.evaluate.statistics import (
     bootstrap_intervals,
@@ -19,6 +20,8 @@ from pneumobench.evaluate.statistics import (
     mcnemar_exact,
     paired_comparison,
 )
+
+TARGETS = OperatingPointsConfig()
 
 
 def _fake_predictions(seed: int, n: int = 300, skill: float = 1.5):
@@ -115,7 +118,14 @@ def test_paired_comparison_detects_a_clearly_worse_model() -> None:
     p_bad = np.clip(good[:, 1] + rng.normal(0, 0.45, len(y)), 0, 1)
     bad = np.stack([1 - p_bad, p_bad], 1)
     cmp = paired_comparison(
-        y, [(bad, {})], [(good, {})], "roc_auc", n_resamples=1000, seed=0, level=0.95
+        y,
+        [(bad, {})],
+        [(good, {})],
+        "roc_auc",
+        n_resamples=1000,
+        seed=0,
+        level=0.95,
+        targets=TARGETS,
     )
     assert cmp.difference < 0 and cmp.diff_ci[1] < 0
     assert cmp.p_delong < 0.01 and cmp.p_bootstrap < 0.01
@@ -127,6 +137,7 @@ def test_paired_comparison_detects_a_clearly_worse_model() -> None:
         n_resamples=200,
         seed=0,
         level=0.95,
+        targets=TARGETS,
     )
     assert same.difference == 0 and same.p_mcnemar == 1.0
 
@@ -159,7 +170,9 @@ def test_three_classes_difference_interval_p_value_and_group_are_about_the_macro
     macro = [roc_auc_score(y, p, multi_class="ovr") for p in (a, b)]
     collapsed = [roc_auc_score(y != 0, 1 - p[:, 0]) for p in (a, b)]
     assert np.sign(macro[0] - macro[1]) != np.sign(collapsed[0] - collapsed[1])  # they disagree
-    cmp = paired_comparison(y, [(a, {})], [(b, {})], "roc_auc", n_resamples=500, seed=0, level=0.95)
+    cmp = paired_comparison(
+        y, [(a, {})], [(b, {})], "roc_auc", n_resamples=500, seed=0, level=0.95, targets=TARGETS
+    )
     assert cmp.difference == pytest.approx(macro[0] - macro[1])
     low, high = cmp.diff_ci
     assert low <= cmp.difference <= high

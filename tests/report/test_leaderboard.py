@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pneumobench.config.sections import OperatingPointsConfig
 from pneumobench.evaluate.operating_points import RANKED, choose_thresholds, ranked_metric
 
 
@@ -18,7 +19,8 @@ def _two_class(p: np.ndarray) -> np.ndarray:
 
 def _ranked(metric: str, y_val, p_val, y_test, p_test) -> float:
     thresholds = choose_thresholds(y_val, p_val, sensitivity=0.95, specificity=0.90)
-    return float(ranked_metric(metric, y_test, p_test, thresholds, np.ones((1, len(y_test))))[0])
+    one = np.ones((1, len(y_test)))
+    return float(ranked_metric(metric, y_test, p_test, thresholds, one, OperatingPointsConfig())[0])
 
 
 def test_a_constant_or_random_model_is_never_champion_by_any_metric() -> None:

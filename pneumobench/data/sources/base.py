@@ -39,6 +39,7 @@ class SourceImages:
     skipped: list[str] = field(default_factory=list)  # "key: reason" of each excluded row
     notes: list[str] = field(default_factory=list)  # said to the user and logged
     content_digests: list[str] = field(default_factory=list)  # per row, to find exact duplicates
+    validation_caveat: str = ""  # what a user must know about the source's own val split
 
 
 def cache_note(decode_notes: dict) -> list[str]:
