@@ -19,3 +19,12 @@ class ModelError(PneumobenchError):
 
 class TrackingError(PneumobenchError):
     """MLflow or Optuna storage cannot be reached or holds nothing to show."""
+
+
+def unsafe_load_reason(exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in our words: torch's own message
+    suggests loading it with ``weights_only=False``, which would run the file's pickled code."""
+    text = str(exc)
+    if "weights_only" in text or "Weights only load failed" in text:
+        return "it holds pickled Python objects, not only tensors"
+    return text.splitlines()[0][:200] if text else type(exc).__name__

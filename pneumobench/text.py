@@ -21,8 +21,20 @@ def did_you_mean(word: str, options: Iterable[object], prefix: str = "") -> str:
 
 
 def safe_name(name: str) -> str:
-    """A label as a file or folder name: anything but letters, digits, ``_.-`` becomes ``_``."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+    """A label as a file or folder name: anything but letters, digits, ``_.-`` becomes ``_``,
+    and a name of dots only (``.``, ``..``) becomes underscores: every file-name part derived
+    from a name or label stays inside its folder."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+    return "_" * len(safe) if not safe.strip(".") else safe
+
+
+_SECRET_IN_URL = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?P<secret>[^@/\s]+)@")
+
+
+def redact(text: str) -> str:
+    """Every ``scheme://user:password@`` in ``text`` with the password masked (``***``): for
+    anything printed or logged that may hold a database or server URL."""
+    return _SECRET_IN_URL.sub(lambda m: f"{m.group('head')}:***@", text)
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

@@ -72,7 +72,7 @@ def test_pixels_module_is_standalone() -> None:
     """pixels.py ships with every pyfunc model and runs where pneumobench is not installed."""
     imports = _imports(PACKAGE / "data" / "pixels.py")
     assert "pneumobench" not in imports
-    assert imports <= {"__future__", "io", "pathlib", "numpy", "PIL", "pydicom"}
+    assert imports <= {"__future__", "io", "warnings", "pathlib", "numpy", "PIL", "pydicom"}
 
 
 def test_the_pyfunc_model_code_needs_no_pneumobench() -> None:

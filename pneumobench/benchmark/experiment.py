@@ -18,7 +18,7 @@ from pneumobench.benchmark.model_run import ExperimentContext, ModelOutcome, Mod
 from pneumobench.config import ExperimentConfig
 from pneumobench.config.plan import plan_models
 from pneumobench.data import PreparedData, prepare_data
-from pneumobench.errors import ConfigError
+from pneumobench.errors import ConfigError, ModelError
 from pneumobench.progress import make_progress
 from pneumobench.registry import check_model_name
 from pneumobench.registry.plugins import load_plugins
@@ -46,9 +46,13 @@ def run_experiment(
     device = resolve_device(config.device)
     load_plugins(config.plugins, config.base_dir)  # before any model name is resolved
     plans = plan_models(config)
+    for i, plan in enumerate(plans):  # fail on a misspelt model before anything is created
+        try:
+            check_model_name(plan.registry_name)
+        except ModelError as exc:
+            where = config.source_file or "the config"
+            raise ModelError(f"{where}: models[{i}] ({plan.registry_name}): {exc}") from None
     _require_writable(Path(config.search.checkpoint_dir).expanduser(), "search.checkpoint_dir")
-    for plan in plans:  # fail on a misspelt model before any minute of training
-        check_model_name(plan.registry_name)
     claims = Claims(storage_for(config).engine)  # an unreachable storage fails before any work
     experiment_id = open_experiment(
         config.name, config.tracking.uri, config.tracking.artifact_location

@@ -26,6 +26,7 @@ from pneumobench.config import ExperimentConfig
 from pneumobench.config.plan import ModelPlan
 from pneumobench.data import PreparedData
 from pneumobench.evaluate.held_out import metrics_to_log, validation_csv
+from pneumobench.evaluate.saliency import NotExplainable
 from pneumobench.progress import PlainProgress
 from pneumobench.registry import get_architecture
 from pneumobench.report.plots import final_model_figures, saliency_figure
@@ -180,12 +181,20 @@ class ModelRun:
 
     def _announce(self, done: int, running: int) -> None:
         facts, plan = self.start.facts, self.plan
+        weights = f"pretrained: {facts.pretrained_source}" if facts.pretrained else "from scratch"
         self.ctx.console.print(
-            f"[bold]{plan.label}[/] ({facts.num_params / 1e6:.2f} M params, "
-            f"{facts.pretrained_source}): {plan.n_trials - done} trial(s) to run"
+            f"[bold]{plan.label}[/] ({facts.num_params / 1e6:.2f} M params, {weights}): "
+            f"{plan.n_trials - done} trial(s) to run"
             + (f", {done} kept from before" if done else "")
             + (f", {running} running in other workers" if running else "")
         )
+        protocol = plan.protocol
+        if facts.pretrained and protocol.freeze_epochs >= protocol.max_epochs:
+            self.ctx.console.print(
+                f"  [yellow]{plan.label}: protocol.freeze_epochs ({protocol.freeze_epochs}) >= "
+                f"max_epochs ({protocol.max_epochs}): the pretrained backbone never unfreezes, "
+                "only the head trains. Lower freeze_epochs if that is not what you want.[/]"
+            )
 
     def _say_waiting(self, running: int, counted: int) -> None:
         self.ctx.console.print(
@@ -286,16 +295,20 @@ class ModelRun:
         )
         test = ctx.data.test
         test_images = test.images
-        panel = saliency_panel(
-            result.model.cpu(),
-            spec,
-            test_images,
-            test.labels,
-            result.result.probs,
-            test.keys,
-            ctx.config.seed,
-        )
-        writer.log_saliency(panel, saliency_figure({plan.label: panel}, plan.label))
+        try:
+            panel = saliency_panel(
+                result.model.cpu(),
+                spec,
+                test_images,
+                test.labels,
+                result.result.probs,
+                test.keys,
+                ctx.config.seed,
+            )
+        except NotExplainable as exc:
+            ctx.console.print(f"  [dim]{plan.label}: no Grad-CAM panel: {exc}[/]")
+        else:
+            writer.log_saliency(panel, saliency_figure({plan.label: panel}, plan.label))
         version = publish(
             result.model,
             spec,

@@ -12,7 +12,7 @@ from pneumobench.commands import model_choice
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """``export`` and its options."""
-    from pneumobench.serving.export import FORMATS
+    from pneumobench.serving.formats import FORMATS
 
     parser = sub.add_parser(
         "export", help="a final model as ONNX or TorchScript, checked against PyTorch"

@@ -11,7 +11,7 @@ from pneumobench.commands.options import add_metric_option, add_store_options
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """``leaderboard`` and its options."""
-    from pneumobench.report.render import FORMATS
+    from pneumobench.report.formats import FORMATS
 
     board = sub.add_parser("leaderboard", help="rank the evaluated models of an experiment")
     add_metric_option(board)

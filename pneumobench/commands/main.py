@@ -13,6 +13,7 @@ import sys
 from types import ModuleType
 
 from rich.console import Console
+from rich.markup import escape
 
 from pneumobench.commands import (
     data,
@@ -25,6 +26,7 @@ from pneumobench.commands import (
     run,
 )
 from pneumobench.errors import PneumobenchError
+from pneumobench.text import redact
 
 # sub-command -> its module, in the order `pneumobench --help` lists them
 COMMANDS: dict[str, ModuleType] = {
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     except PneumobenchError as exc:
         if args.debug:
             raise
-        err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        message = escape(redact(str(exc)))  # no password of a URL reaches the console
+        err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         again = " ".join(["pneumobench", *(argv if argv is not None else sys.argv[1:])])
@@ -85,6 +88,9 @@ def _quiet_libraries() -> None:
     import logging
     import warnings
 
+    # mlflow.store.db.utils logs every database error with its traceback before raising it; the
+    # error reaches pneumobench, which names it in one line (tracking.store.storage_failure)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     for name in (
         "mlflow.pytorch",
         "mlflow.utils.environment",

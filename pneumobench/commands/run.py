@@ -11,7 +11,8 @@ from rich.console import Console
 
 from pneumobench import interrupts
 from pneumobench.commands.options import DEFAULT_METRIC
-from pneumobench.errors import ConfigError
+from pneumobench.errors import ConfigError, PneumobenchError
+from pneumobench.text import redact
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -83,10 +84,21 @@ def main(args: argparse.Namespace, console: Console) -> int:
         test_looks,
     )
     from pneumobench.report.render import rich_table, store_notes
+    from pneumobench.tracking.store import storage_failure
+    from pneumobench.tracking.writer import close_active_runs
 
     interrupts.install()
     config = resolved_config(args)
-    outcomes = run_experiment(config, force=args.force, console=console)
+    try:
+        outcomes = run_experiment(config, force=args.force, console=console)
+    except PneumobenchError:
+        raise
+    except Exception as exc:  # a locked store or a full disk: one clear error, runs closed
+        failure = storage_failure(exc, config.tracking.uri)
+        if failure is None:
+            raise
+        close_active_runs("FAILED")
+        raise type(failure)(f"{failure}\n  Resume with: {_same_command(args)}") from None
     rows = load_leaderboard(config.name, DEFAULT_METRIC, config.tracking.uri, config.evaluation)
     targets = targets_of(rows, config.evaluation.operating_points)
     notes = store_notes(rows, test_looks(config.tracking.uri, rows))
@@ -101,6 +113,17 @@ def main(args: argparse.Namespace, console: Console) -> int:
         _next_steps(args.config, config.name, config.tracking.uri, config.search.storage, outcomes)
     )
     return 1 if any(o.status == Outcome.FAILED for o in outcomes) else 0
+
+
+def _same_command(args: argparse.Namespace) -> str:
+    """This ``pneumobench run`` as a user types it again (passwords masked)."""
+    parts = ["pneumobench", "run", str(args.config)]
+    parts += [f"--set {o}" for o in args.overrides]
+    for flag in ("models", "tracking_uri", "storage", "device"):
+        value = getattr(args, flag)
+        if value:
+            parts.append(f"--{flag.replace('_', '-')} {redact(value)}")
+    return " ".join(parts + (["--force"] if args.force else []))
 
 
 def _next_steps(config_path: Path, name: str, uri: str, storage: str, outcomes: list) -> object:
@@ -125,14 +148,31 @@ def _next_steps(config_path: Path, name: str, uri: str, storage: str, outcomes: 
         }.get(o.status, str(o.status))
         table.add_row(f"[bold]{o.label}[/]", text)
     experiment_id = str(find_experiment(client(uri), name, uri).experiment_id)
-    base = uri.rstrip("/") if uri.startswith("http") else LOCAL_UI
+    base = redact(uri.rstrip("/")) if uri.startswith("http") else LOCAL_UI
     table.add_row("", "")
     if not uri.startswith("http"):
-        table.add_row("MLflow UI", f"[bold]mlflow ui --backend-store-uri {uri}[/], then open:")
+        shown = _secret_from_env(uri)
+        table.add_row("MLflow UI", f"[bold]mlflow ui --backend-store-uri {shown}[/], then open:")
     table.add_row("compare runs", runs_url(experiment_id, base))
     table.add_row("champion", model_url(registered_name(name), base))
     table.add_row("predict", "[bold]pneumobench predict FOLDER --out predictions.csv[/]")
     table.add_row("rank", f"[bold]pneumobench leaderboard --config {config_path} --metric f1[/]")
     table.add_row("report", f"[bold]pneumobench report --config {config_path} --out report.html[/]")
-    table.add_row("studies", f"[bold]optuna-dashboard {storage}[/] (pip install optuna-dashboard)")
+    table.add_row(
+        "studies",
+        f"[bold]optuna-dashboard {_secret_from_env(storage)}[/] (pip install optuna-dashboard)",
+    )
+    if PASSWORD_ENV in _secret_from_env(uri) + _secret_from_env(storage):
+        table.add_row("", f"(set {PASSWORD_ENV} to the database password first)")
     return table
+
+
+PASSWORD_ENV = "PNEUMOBENCH_DB_PASSWORD"
+
+
+def _secret_from_env(url: str) -> str:
+    """A URL for a printed command: its password replaced by a shell variable, quoted."""
+    masked = redact(url)
+    if masked == url:
+        return url
+    return '"' + masked.replace(":***@", f":${{{PASSWORD_ENV}}}@", 1) + '"'

@@ -27,7 +27,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
             "save the file as UTF-8"
         ) from None
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        raw = _load_yaml(text, path)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
@@ -42,6 +42,47 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     config = parse_config(raw, origin=origin)
     config._source = path.resolve()
     return config
+
+
+MAX_EXPANDED_NODES = 100_000  # a real experiment file expands to a few hundred
+
+
+def _load_yaml(text: str, path: Path) -> object:
+    """The file's document, refused before it is built when its aliases (``*name``) would
+    expand it past ``MAX_EXPANDED_NODES`` nodes: a ten-line alias bomb (nine levels of nine
+    aliases) would otherwise take minutes and gigabytes to validate."""
+    loader = _UniqueKeyLoader(text)  # a SafeLoader subclass
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        expanded = _expanded_size(node, {})
+        if expanded > MAX_EXPANDED_NODES:
+            raise ConfigError(
+                f"{path}: its YAML aliases (*name) expand to more than {MAX_EXPANDED_NODES:,} "
+                "values; an experiment file needs a few hundred. Write the repeated sections out "
+                "instead of nesting aliases."
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes ``node`` stands for with every alias expanded (computed once per node,
+    so the count costs the file's size, not the expansion's)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # a recursive alias counts once here instead of looping
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    else:
+        size = 1
+    memo[key] = min(size, 10 * MAX_EXPANDED_NODES)
+    return memo[key]
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

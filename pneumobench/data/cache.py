@@ -16,12 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from pneumobench.data.pixels import DECODER_VERSION
+
 _MEMORY: dict[str, tuple[np.ndarray, dict]] = {}
 
 
 def cache_key(fingerprint: str, size: int) -> str:
     """The cache entry of (data content fingerprint, image size)."""
-    return hashlib.sha256(f"v1|{fingerprint}|{size}|L".encode()).hexdigest()[:24]
+    version = f"v1|decoder{DECODER_VERSION}"  # a changed decoder never reads an old cache
+    return hashlib.sha256(f"{version}|{fingerprint}|{size}|L".encode()).hexdigest()[:24]
 
 
 def cached_array(

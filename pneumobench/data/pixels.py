@@ -14,12 +14,16 @@ is low) inverted so that bone is bright as in every other image.
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 RESIZE_MODES = ("squash", "center_crop", "pad")
+# Raise when decoding changes its output for some file (caches built before are then rebuilt):
+# 2 applies the EXIF orientation of rotated JPEGs.
+DECODER_VERSION = 2
 
 
 def decode_image(source: Path | str | io.BytesIO, size: int, resize: str = "pad") -> np.ndarray:
@@ -32,14 +36,25 @@ def decode_image(source: Path | str | io.BytesIO, size: int, resize: str = "pad"
 
     16-bit and 32-bit grey images (PNG, TIFF) are scaled by their bit depth to 8 bit, not clipped
     (Pillow's ``convert("L")`` clips them to white); palette and alpha images keep their grey.
+    A file stored rotated with an EXIF orientation (as phones and some viewers write them) is
+    turned upright first, as every viewer shows it.
     """
     if is_dicom(source):
         grey = Image.fromarray(dicom_to_grey8(source), mode="L")
         return _finish(grey, size, resize)
-    with Image.open(source) as img:
-        if img.format == "JPEG":
-            img.draft("L", (size, size))
-        return _finish(to_grey8(img), size, resize)
+    with warnings.catch_warnings():
+        # a large original (over Pillow's 89-megapixel warning, under its refusal at twice
+        # that) is decoded, not warned about: the refusal of a real bomb stays an error
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(source)
+        except UnidentifiedImageError:
+            raise ValueError("not an image file (Pillow cannot identify its format)") from None
+        with img:
+            if img.format == "JPEG":
+                img.draft("L", (size, size))
+            upright = ImageOps.exif_transpose(img)
+            return _finish(to_grey8(upright), size, resize)
 
 
 def _finish(grey: Image.Image, size: int, resize: str) -> np.ndarray:
@@ -103,6 +118,10 @@ def dicom_to_grey8(source: Path | str | io.BytesIO) -> np.ndarray:
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     ds = pydicom.dcmread(source)
+    if "PixelData" not in ds:
+        raise ValueError(
+            "the DICOM file holds no image (no pixel data: a report or a series index?)"
+        )
     if int(ds.get("NumberOfFrames", 1) or 1) > 1:
         raise ValueError(f"a multi-frame DICOM ({ds.NumberOfFrames} frames); export one frame")
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
@@ -116,7 +135,7 @@ def dicom_to_grey8(source: Path | str | io.BytesIO) -> np.ndarray:
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
         rgb = np.asarray(stored)
         if rgb.ndim == 3 and rgb.shape[-1] == 3:  # colour secondary captures: their grey
-            return np.asarray(Image.fromarray(rgb.astype(np.uint8), "RGB").convert("L"))
+            return np.asarray(Image.fromarray(_rgb8(rgb, ds), "RGB").convert("L"))
         raise ValueError(f"DICOM photometric interpretation {photometric} is not supported")
     values = apply_modality_lut(stored, ds).astype(np.float64)
     low, high = _stored_range(ds)  # a window maps onto this same range (pydicom, PS3.3 C.11.2)
@@ -130,6 +149,15 @@ def dicom_to_grey8(source: Path | str | io.BytesIO) -> np.ndarray:
     if photometric == "MONOCHROME1":
         grey = 255.0 - grey
     return np.round(grey).astype(np.uint8)
+
+
+def _rgb8(rgb: np.ndarray, ds: object) -> np.ndarray:
+    """An RGB DICOM's samples as 8 bit, scaled by the stored bit depth (12 and 16 bit too)."""
+    bits = int(getattr(ds, "BitsStored", 8) or 8)
+    if bits <= 8 and rgb.dtype == np.uint8:
+        return rgb
+    scaled = np.clip(rgb.astype(np.float64) * (255.0 / (2**bits - 1)), 0, 255)
+    return np.round(scaled).astype(np.uint8)
 
 
 def _stored_range(ds: object) -> tuple[float, float]:

@@ -32,6 +32,10 @@ def panel_indices(labels: np.ndarray, seed: int, per_class: int = PANEL_PER_CLAS
     return np.array(sorted(chosen), dtype=np.int64)
 
 
+class NotExplainable(ValueError):
+    """A model Grad-CAM cannot explain: no layer of its backbone keeps a spatial map."""
+
+
 def target_layer(model: nn.Module, image_size: int, in_chans: int = 1) -> tuple[nn.Module, str]:
     """The backbone's last module with a spatial output, and its kind ("map" or "tokens")."""
     backbone = getattr(model, "backbone", model)
@@ -59,7 +63,9 @@ def target_layer(model: nn.Module, image_size: int, in_chans: int = 1) -> tuple[
             handle.remove()
         model.train(was_training)
     if not seen:
-        raise ValueError("no layer with a spatial output: Grad-CAM needs a feature map")
+        raise NotExplainable(
+            "no layer of its backbone has a spatial output (Grad-CAM needs a feature map)"
+        )
     module, kind, _ = seen[-1]
     if kind == "tokens":  # after the last block only the class token reaches the head: take the
         # last block's input norm, where every patch token still feeds the class token

@@ -23,8 +23,7 @@ from pneumobench.report.rows import LeaderboardRow
 from pneumobench.text import markdown_table
 from pneumobench.tracking import schema as S
 
-FORMATS = ("table", "json", "csv", "markdown")
-RANK, MODEL, VS_TOP, P_HOLM, GROUP = "rank", "model", "vs top row", "p (Holm)", "group"
+RANK, MODEL, VS_TOP, P_HOLM, GROUP = "#", "model", "vs top row", "p Holm", "grp"
 HEADERS = {  # short column names that say where each number is measured
     S.ranked_name("recall"): "sens@spec",
     S.ranked_name("specificity"): "spec@sens",
@@ -151,9 +150,9 @@ def deployed_cells(
     names = DEPLOYED_COLUMNS if wide else DEPLOYED_COLUMNS[:2]
     headers = [
         MODEL,
-        "threshold",
+        "thr",
         *[f"{DEPLOYED_NAMES.get(n, n)} [95% CI]" for n in names],
-        f"spec target {targets.specificity:g}",
+        f"spec {targets.specificity:g}?",
     ]
     cells = []
     for row in rows:
@@ -250,7 +249,7 @@ def render(
     if fmt == "json":
         return json.dumps(records, indent=2, default=str)
     if fmt == "csv":
-        columns = [RANK, MODEL, key, *S.ci_names(key)]
+        columns = ["rank", "model", key, *S.ci_names(key)]  # the records' keys
         fields = [
             *columns,
             "vs_champion_diff",
@@ -258,8 +257,8 @@ def render(
             "vs_champion_ci_high",
             "p_holm",
             "significantly_worse",
-            GROUP,
-            *[S.test_metric(ranked_name(m)) for m in S.DISCRIMINATION if ranked_name(m) != key],
+            "group",
+            *[k for k in (S.test_metric(ranked_name(m)) for m in S.DISCRIMINATION) if k != key],
             S.threshold_name(DEPLOYED),
             *[S.test_metric(S.point_metric(DEPLOYED, n)) for n in DEPLOYED_COLUMNS],
             "deployed_target_status",
@@ -309,7 +308,8 @@ def rich_table(
     key = normalize_metric(metric)
     targets = targets or OperatingPointsConfig()
     headers, cells = table_cells(rows, key, wide)
-    ranking = Table(title=f"{title}: {escape(_header(key))} on test", box=box.SIMPLE_HEAD)
+    compact = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True}
+    ranking = Table(title=f"{title}: {escape(_header(key))} on test", **compact)
     for i, h in enumerate(headers):
         ranking.add_column(h, justify="left" if i in (1, 3) else "right", no_wrap=not wide)
     for i, row_cells in enumerate(cells):
@@ -325,8 +325,7 @@ def rich_table(
         ranking.add_row(*[escape(c) for c in row_cells], style=style)
     d_headers, d_cells = deployed_cells(rows, targets, wide)
     deployed = Table(
-        title="the deployed operating point (threshold chosen on validation)",
-        box=box.SIMPLE_HEAD,
+        title="the deployed operating point (threshold chosen on validation)", **compact
     )
     for i, h in enumerate(d_headers):
         deployed.add_column(h, justify="left" if i == 0 else "right", no_wrap=not wide)

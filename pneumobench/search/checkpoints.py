@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from pneumobench.errors import TrackingError
+from pneumobench.errors import TrackingError, unsafe_load_reason
 
 
 class CheckpointStore:
@@ -71,4 +71,10 @@ class CheckpointStore:
                     "workers on several machines set tracking.upload_checkpoints: true (the "
                     "default for a tracking server); or delete the study to search again."
                 ) from None
-        return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        except Exception as exc:
+            raise TrackingError(
+                f"{path}: not a pneumobench checkpoint ({unsafe_load_reason(exc)}); delete it "
+                "and run again (the trial's weights are retrained)"
+            ) from None

@@ -31,7 +31,18 @@ from pneumobench.train.starting_point import StartingPoint
 
 # Trial failures that end the trial, not the study: recorded with their reason, then the search
 # goes on (Optuna's ``catch``).
-TRIAL_FAILURES = (DivergedError, torch.OutOfMemoryError, ModelError)
+# What fails one trial (recorded with its reason; the study goes on) rather than the run: a
+# diverged loss, memory, a model that cannot be built, and the errors a broken model raises in
+# its forward pass (a plugin whose output has the wrong shape, say).
+TRIAL_FAILURES = (
+    DivergedError,
+    torch.OutOfMemoryError,
+    ModelError,
+    RuntimeError,
+    ValueError,
+    TypeError,
+    IndexError,
+)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from pneumobench.config import CategoricalParam, ExperimentConfig, FloatParam, IntParam
 from pneumobench.errors import TrackingError
 from pneumobench.locks import initializing
+from pneumobench.text import redact
 
 if TYPE_CHECKING:
     from pneumobench.config.plan import ModelPlan
@@ -156,7 +157,9 @@ def make_storage(
             ):
                 break
             time.sleep(0.5 * (attempt + 1))
-    raise TrackingError(f"cannot open the Optuna storage {url}: {error}") from None
+    raise TrackingError(
+        f"cannot open the Optuna storage {redact(url)}: {redact(str(error))}"
+    ) from None
 
 
 _storages: dict[tuple[str, int, int], optuna.storages.RDBStorage] = {}

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pneumobench.errors import ModelError
+from pneumobench.errors import ModelError, unsafe_load_reason
 
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "weights.pt"
@@ -111,7 +111,7 @@ def load_bundle(folder: Path) -> tuple[torch.nn.Module, ModelSpec]:
         state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelError(
-            f"{folder / WEIGHTS_FILE}: not a plain state dict ({str(exc).splitlines()[0][:200]}); "
+            f"{folder / WEIGHTS_FILE}: not a plain state dict ({unsafe_load_reason(exc)}); "
             "pneumobench loads weights only, never pickled code"
         ) from None
     missing, unexpected = model.load_state_dict(state, strict=False)

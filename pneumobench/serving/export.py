@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from pneumobench.errors import ModelError
+from pneumobench.serving.formats import FORMATS, PARITY_TOLERANCE
 
-PARITY_TOLERANCE = 1e-4
-FORMATS = ("onnx", "torchscript")
+__all__ = ["FORMATS", "PARITY_TOLERANCE", "export"]
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 
 

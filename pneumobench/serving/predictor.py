@@ -100,10 +100,14 @@ def _explain(
     folder: Path,
     offset: int,
 ) -> None:
-    from pneumobench.evaluate.saliency import grad_cam, overlay_png
+    from pneumobench.errors import ModelError
+    from pneumobench.evaluate.saliency import NotExplainable, grad_cam, overlay_png
 
+    try:
+        cams = grad_cam(model, images, decisions)
+    except NotExplainable as exc:
+        raise ModelError(f"--explain: this model cannot be explained: {exc}") from None
     folder.mkdir(parents=True, exist_ok=True)
-    cams = grad_cam(model, images, decisions)
     scale = max(1, 224 // images.shape[-1])  # tiny images are enlarged to be seen
     for k, (row, image, cam) in enumerate(zip(rows, images, cams, strict=True)):
         target = folder / f"{offset + k:05d}-{Path(row.path).stem}.png"

@@ -10,6 +10,7 @@ from mlflow.exceptions import MlflowException
 
 from pneumobench.errors import TrackingError
 from pneumobench.locks import initializing, sqlite_file
+from pneumobench.text import redact
 
 
 def absolute_sqlite(uri: str) -> str:
@@ -32,7 +33,8 @@ def client(uri: str | None = None) -> Any:
 
 
 def require_local_store(uri: str) -> None:
-    """Readers fail with a hint, rather than create an empty SQLite store, when none exists."""
+    """Readers fail with a hint, rather than create an empty SQLite store, when none exists;
+    a database or tracking server that does not answer fails in seconds (``probe``)."""
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
         if not path.is_file():
@@ -40,6 +42,56 @@ def require_local_store(uri: str) -> None:
                 f"no MLflow store at {path.resolve()}: run `pneumobench run experiments.yaml` in "
                 "this folder first, or pass --tracking-uri"
             )
+    probe(uri)
+
+
+PROBE_SECONDS = 10  # how long a tracking database or server may take to answer at all
+
+
+def probe(uri: str, seconds: int = PROBE_SECONDS) -> None:
+    """One bounded attempt to reach a tracking database (PostgreSQL, MySQL) or server (http):
+    an unreachable one is a TrackingError within ``seconds``, not minutes of MLflow's retries."""
+    import time
+
+    started = time.monotonic()
+    try:
+        if uri.startswith(("postgresql", "mysql")):
+            _probe_database(with_connect_timeout(uri, seconds))
+        elif uri.startswith(("http://", "https://")):
+            _probe_server(uri, seconds)
+        else:
+            return
+    except Exception as exc:
+        waited = time.monotonic() - started
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise TrackingError(
+            f"cannot reach the MLflow tracking store {redact(uri)} (gave up after {waited:.0f} s: "
+            f"{redact(reason)}). Is the server running and the URL right? Pass another "
+            "--tracking-uri, or set tracking.uri (e.g. sqlite:///mlflow.db)"
+        ) from None
+
+
+def _probe_database(uri: str) -> None:
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(uri, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT 1"))
+    finally:
+        engine.dispose()
+
+
+def _probe_server(uri: str, seconds: int) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=seconds):
+            return
+    except urllib.error.HTTPError:  # it answered (a proxy without /health, say): reachable
+        return
 
 
 def open_experiment(name: str, uri: str, artifact_location: str | None = None) -> str:
@@ -47,6 +99,7 @@ def open_experiment(name: str, uri: str, artifact_location: str | None = None) -
 
     A new experiment beside a local store keeps its artifacts in ./mlruns.
     """
+    probe(uri)
     uri = with_connect_timeout(uri)
     mlflow.set_tracking_uri(uri)
     with initializing(uri):  # two runs in a fresh folder would race on the tables' creation
@@ -73,11 +126,13 @@ def artifact_root_beside(uri: str) -> str | None:
 
 
 def _ensure_experiment(name: str, uri: str, artifact_location: str | None) -> str:
-    store = mlflow.MlflowClient(uri)
     try:
+        store = mlflow.MlflowClient(uri)
         experiment = store.get_experiment_by_name(name)
     except Exception as exc:  # MlflowException, and connection errors of many types
-        raise TrackingError(f"cannot reach the MLflow tracking store {uri}: {exc}") from None
+        raise TrackingError(
+            f"cannot reach the MLflow tracking store {redact(uri)}: {redact(str(exc))}"
+        ) from None
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             raise TrackingError(
@@ -105,3 +160,38 @@ def find_experiment(store: Any, name: str, uri: str) -> Any:
             f"found: {', '.join(names) or 'none'} (use --experiment)"
         )
     return experiment
+
+
+# MLflow's SQLite sessions wait this long for a lock before a write fails (its busy_timeout).
+MLFLOW_SQLITE_BUSY_SECONDS = 20
+
+
+def storage_failure(exc: BaseException, uri: str) -> TrackingError | None:
+    """What a failure of the tracking store or the disk means for a user, as one TrackingError
+    (None when ``exc`` is something else): a SQLite store locked by another process past
+    MLflow's bounded wait, or a full disk (naming the file that could not be written)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 20:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    text = " ".join(f"{type(e).__name__}: {e}" for e in chain)
+    store = sqlite_file(uri)
+    where = str(store) if store is not None else redact(uri)
+    full = next((e for e in chain if isinstance(e, OSError) and e.errno == 28), None)
+    if full is not None or "database or disk is full" in text or "No space left" in text:
+        path = getattr(full, "filename", None) or where
+        return TrackingError(
+            f"no space left on the device holding {path}: free some space (the decode cache "
+            "in data.cache_dir and old runs' artifacts are the big ones) and run the same "
+            "command again. Finished trials are kept; runs cut short are closed as FAILED and "
+            "nothing half-written counts as done"
+        )
+    if "database is locked" in text:
+        return TrackingError(
+            f"the MLflow store {where} is locked by another process: MLflow waited "
+            f"{MLFLOW_SQLITE_BUSY_SECONDS} s for each write and gave up. Stop the other process "
+            "(a second `pneumobench run`, an open `sqlite3` shell, a backup tool), then run the "
+            "same command again: finished trials are kept and runs cut short are closed"
+        )
+    return None

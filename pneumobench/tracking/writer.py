@@ -191,6 +191,33 @@ class TrialRun:
         mlflow.end_run(status)
 
 
+def close_active_runs(status: str = "FAILED") -> None:
+    """End every run this process still has open (the trial run, then its parent), best effort:
+    after a store or disk failure nothing may be left RUNNING that can still be closed."""
+    for _ in range(5):
+        run = mlflow.active_run()
+        if run is None:
+            return
+        try:
+            _fail_pending_models(run.info.experiment_id, run.info.run_id)
+            mlflow.end_run(status)
+        except Exception:  # the store is still unusable: a resume closes the run
+            return
+
+
+def _fail_pending_models(experiment_id: str, run_id: str) -> None:
+    """Logged models of ``run_id`` a failure left PENDING become FAILED (never mistaken for a
+    finished model)."""
+    from mlflow.entities import LoggedModelStatus
+
+    client = mlflow.MlflowClient()
+    for model in client.search_logged_models(
+        [experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    ):
+        if model.status == LoggedModelStatus.PENDING:
+            client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+
+
 def close_orphan_trial_run(run_id: str) -> bool:
     """A trial run left RUNNING by a killed process becomes FAILED; whether it was."""
     client = mlflow.MlflowClient()

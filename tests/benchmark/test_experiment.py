@@ -279,3 +279,80 @@ def test_missing_weights_of_a_later_model_stop_the_run_before_the_first_trial(
     err = capsys.readouterr().err
     assert "could not load pretrained weights for 'tv:mobilenet_v2'" in err
     assert not optuna.get_all_study_summaries("sqlite:///optuna.db")  # no model started
+
+
+PLUGIN = '''
+import torch
+from torch import nn
+
+from pneumobench.registry import Backbone, register_model
+
+
+@register_model(family="test")
+def flat_mlp(pretrained, in_chans, image_size):
+    """No 2-D layer at all: Grad-CAM cannot explain it."""
+    return Backbone(nn.Sequential(nn.Flatten(), nn.Linear(in_chans * image_size**2, 8)))
+
+
+class _OneRow(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.linear = nn.Linear(features, 8)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1))[:1]  # one row whatever the batch: a broken plugin
+
+
+@register_model(family="test")
+def one_row(pretrained, in_chans, image_size):
+    """Its output has the wrong batch dimension."""
+    return Backbone(_OneRow(in_chans * image_size**2))
+'''
+
+
+def test_an_unexplainable_model_and_a_broken_plugin_do_not_stop_the_run(
+    tmp_path: Path, fake_kermany: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "odd_models.py").write_text(PLUGIN)
+    raw = tiny_config(fake_kermany, models=["flat_mlp", "one_row", "simple_cnn"])
+    raw["plugins"] = ["odd_models.py"]
+    raw["search"]["n_trials"] = 1
+    assert main(["run", str(write_config(tmp_path / "e.yaml", raw))]) == 1  # one model failed
+    out = capsys.readouterr().out
+    assert "flat_mlp: no Grad-CAM panel" in out
+    assert "Traceback" not in out
+    parents = {r.data.tags["pneumobench.label"]: r for r in _runs("tiny", "model")}
+    assert parents["flat_mlp"].data.tags["pneumobench.final_evaluation"] == "done"
+    assert parents["simple_cnn"].data.tags["pneumobench.final_evaluation"] == "done"  # ran on
+    assert "one_row" not in parents or (
+        parents["one_row"].data.tags.get("pneumobench.final_evaluation") != "done"
+    )
+    assert "batch" in out.lower()  # the trial's reason names the mismatch
+
+
+FAKE_PRETRAINED = '''
+from torch import nn
+
+from pneumobench.registry import Backbone, register_model
+
+
+@register_model(family="test", pretrained=True)
+def fake_pretrained(pretrained, in_chans, image_size):
+    """A small CNN that says it starts from pretrained weights."""
+    net = nn.Sequential(nn.Conv2d(in_chans, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return Backbone(net, pretrained_source="test:fake" if pretrained else "none")
+'''
+
+
+def test_a_pretrained_backbone_that_would_never_unfreeze_gets_a_warning(
+    tmp_path: Path, fake_kermany: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "fake.py").write_text(FAKE_PRETRAINED)
+    raw = tiny_config(fake_kermany, models=["fake_pretrained"])
+    raw["plugins"] = ["fake.py"]
+    raw["protocol"].update(max_epochs=1, freeze_epochs=1)
+    raw["search"]["n_trials"] = 1
+    assert main(["run", str(write_config(tmp_path / "e.yaml", raw))]) == 0
+    out = capsys.readouterr().out
+    assert "pretrained: test:fake" in out
+    assert "the pretrained backbone never unfreezes" in out

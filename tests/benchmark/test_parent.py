@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow
 import pytest
 
 from tests.conftest import tiny_config, write_config
@@ -26,3 +27,21 @@ def test_a_worker_with_other_data_cannot_join_the_study(
     assert main(["run", str(path), "--set", "data.val_fraction=0.4"]) == 2
     err = capsys.readouterr().err
     assert "differ from the data" in " ".join(err.split())
+
+
+def test_every_parent_run_logs_the_resolved_config_whole(finished: Path) -> None:
+    """As Lightning's SaveConfigCallback: the validated config, every default filled in."""
+    import yaml
+
+    from pneumobench.config import parse_config
+
+    client = mlflow.MlflowClient(f"sqlite:///{finished / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([experiment.experiment_id], "tags.`pneumobench.role` = 'model'")
+    assert runs
+    for run in runs:
+        text = Path(client.download_artifacts(run.info.run_id, "config/resolved.yaml")).read_text()
+        resolved = yaml.safe_load(text)
+        assert resolved["evaluation"]["bootstrap_resamples"] == 200  # the file's value
+        assert resolved["evaluation"]["alpha"] == 0.05  # a default, filled in
+        assert parse_config(resolved).name == "tiny"  # it is a valid config again

@@ -95,3 +95,39 @@ def test_unreachable_tracking_and_storage_exit_2(
     assert "cannot reach the MLflow tracking store http://127.0.0.1:9" in capsys.readouterr().err
     assert main(["run", str(config), "--storage", "nosuchdb://x/y"]) == 2
     assert "'nosuchdb://x/y' cannot be used as the Optuna storage" in capsys.readouterr().err
+
+
+def test_an_unknown_library_model_names_the_file_and_key_and_creates_nothing(
+    tmp_path: Path, fake_kermany: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tiny_config(fake_kermany, models=["simple_cnn", "timm:not_a_model"])
+    config = write_config(tmp_path / "e.yaml", raw)
+    assert main(["run", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert str(config.resolve()) in err and "models[1] (timm:not_a_model)" in err
+    assert not (tmp_path / ".pneumobench").exists()
+
+
+def test_the_help_imports_neither_torch_nor_mlflow() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom pneumobench.commands.main import _parser\n_parser()\n"
+        "print(sorted(m for m in ('torch', 'mlflow', 'sklearn', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_printed_commands_and_errors_never_show_a_password() -> None:
+    from pneumobench.commands.run import PASSWORD_ENV, _secret_from_env
+    from pneumobench.text import redact
+
+    url = "postgresql://user:s3cret@db.example:5432/mlflow"
+    assert redact(f"cannot open {url}: refused") == (
+        "cannot open postgresql://user:***@db.example:5432/mlflow: refused"
+    )
+    shown = _secret_from_env(url)
+    assert "s3cret" not in shown and f"${{{PASSWORD_ENV}}}" in shown
+    assert _secret_from_env("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"

@@ -65,3 +65,22 @@ def test_bad_labels_uris_bytes_duplicate_keys_and_set_errors_are_named(
     with pytest.raises(ConfigError) as info:
         load_config(good, ["protocol.max_epochs=zero"])
     assert str(info.value).startswith("--set protocol.max_epochs=zero:")
+
+
+def test_a_yaml_alias_bomb_is_refused_in_under_a_second(tmp_path: Path) -> None:
+    import time
+
+    from pneumobench.errors import ConfigError
+
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [{','.join([f'*{prev}'] * 9)}]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="aliases"):
+        load_config(bomb)
+    assert time.monotonic() - started < 1.0
+    small = tmp_path / "ok.yaml"  # an alias or two is fine
+    small.write_text("name: x\ndata: &d {path: p}\nmodels: [simple_cnn]\nsearch: {space: {}}\n")
+    assert load_config(small).name == "x"

@@ -180,3 +180,63 @@ def test_resize_modes_squash_crop_or_pad_a_wide_image(tmp_path: Path) -> None:
     assert squash[:, :8].mean() > 250 and squash[:, 12:].mean() < 5  # the quarter is kept, thin
     assert crop.max() == 0  # the central square holds no white
     assert pad[:8].max() == 0 and pad[12:28, :8].mean() > 250  # black borders, white kept
+
+
+def test_a_jpeg_stored_rotated_with_exif_orientation_is_decoded_upright(tmp_path: Path) -> None:
+    """Orientation=6: the pixels are stored turned 90 degrees, viewers show them upright."""
+    upright = np.zeros((40, 64), dtype=np.uint8)
+    upright[:, :16] = 255  # a bright band on the left of the upright picture
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # as a phone saves it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 clockwise to view
+    path = tmp_path / "rotated.jpeg"
+    stored.save(path, quality=95, exif=exif)
+    out = decode_image(path, 64, "squash")
+    assert out[:, :16].mean() > 200 and out[:, 40:].mean() < 50, "decoded sideways"
+    plain = tmp_path / "plain.jpeg"
+    Image.fromarray(upright).save(plain, quality=95)
+    assert np.abs(out.astype(int) - decode_image(plain, 64, "squash").astype(int)).max() <= 16
+
+
+@pytest.mark.parametrize("bits", [12, 16])
+def test_rgb_dicom_above_8_bits_is_scaled_by_its_bit_depth(tmp_path: Path, bits: int) -> None:
+    top = 2**bits - 1
+    rgb = np.zeros((8, 8, 3), dtype=np.uint16)
+    rgb[:4] = top  # upper half white, lower half black
+    rgb[4:, :, 0] = top // 2  # lower half: half-bright red
+    path = write_dicom(tmp_path / f"rgb{bits}.dcm", rgb, photometric="RGB", bits_stored=bits)
+    grey = dicom_to_grey8(path)
+    assert grey[:4].min() >= 250  # white stays white (it wrapped to black before)
+    expected = round(0.299 * 127.5)  # Pillow's grey of (128, 0, 0)
+    assert abs(int(grey[4:].mean()) - expected) <= 2
+
+
+def test_a_dicom_without_pixel_data_and_a_non_image_jpeg_are_named_plainly(
+    tmp_path: Path,
+) -> None:
+    path = write_dicom(tmp_path / "a.dcm", np.zeros((4, 4), np.uint8))
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    ds.save_as(path)
+    with pytest.raises(ValueError, match="holds no image") as info:
+        dicom_to_grey8(path)
+    assert "decoder" not in str(info.value)
+    fake = tmp_path / "notes.jpeg"
+    fake.write_text("not a picture")
+    with pytest.raises(ValueError, match="not an image file") as info:
+        decode_image(fake, 32)
+    assert "BytesIO" not in str(info.value) and "0x" not in str(info.value)
+
+
+def test_a_large_original_decodes_without_pillows_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over Pillow's decompression-bomb warning (scaled down here), under its refusal."""
+    import warnings
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 40x40 = 1600: warns, < 2x refuses
+    path = tmp_path / "big.png"
+    Image.fromarray(np.full((40, 40), 120, np.uint8)).save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert decode_image(path, 16).mean() == pytest.approx(120, abs=1)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -72,3 +77,142 @@ def test_artifacts_go_beside_the_store_and_unwritable_folders_are_named(
     err = " ".join(capsys.readouterr().err.split())
     assert "is not writable" in err and "search.checkpoint_dir" in err
     assert not Path("mlflow.db").exists()  # nothing was started
+
+
+@contextlib.contextmanager
+def _silent_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                accepted.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        listener.close()
+
+
+def _refused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again: connecting is refused
+
+
+@pytest.mark.parametrize("kind", ["silent-postgresql", "refused-postgresql", "silent-http"])
+def test_an_unreachable_tracking_store_exits_2_in_seconds_without_the_password(
+    tmp_path: Path, fake_kermany: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    config = write_config(tmp_path / "e.yaml", tiny_config(fake_kermany))
+    with contextlib.ExitStack() as stack:
+        port = (
+            _refused_port() if kind.startswith("refused") else stack.enter_context(_silent_port())
+        )
+        url = (
+            f"http://127.0.0.1:{port}"
+            if kind.endswith("http")
+            else f"postgresql://user:s3cret@127.0.0.1:{port}/mlflow"
+        )
+        started = time.monotonic()
+        assert main(["run", str(config), "--tracking-uri", url]) == 2
+        waited = time.monotonic() - started
+    out, err = capsys.readouterr()
+    assert waited < 30, waited
+    assert "cannot reach the MLflow tracking store" in err and "Traceback" not in err
+    assert "s3cret" not in out + err
+    if not kind.endswith("http"):
+        assert "postgresql://user:***@127.0.0.1" in err
+
+
+def test_a_full_disk_is_one_clear_error_runs_closed_and_a_rerun_finishes(
+    tmp_path: Path,
+    fake_kermany: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The disk fills up while the final model is logged: exit 2 naming the file, no run left
+    RUNNING, the final evaluation not marked done; with space again the same command finishes."""
+    import errno
+
+    from pneumobench.tracking import models as tracked
+
+    raw = tiny_config(fake_kermany, models=["simple_cnn"])
+    raw["search"]["n_trials"] = 1
+    config = write_config(tmp_path / "e.yaml", raw)
+    real = tracked.log_serving
+    full = tmp_path / "mlruns" / "model.onnx"
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(full))
+
+    monkeypatch.setattr(tracked, "log_serving", no_space)
+    assert main(["run", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"no space left on the device holding {full}" in err and "Traceback" not in err
+    assert f"Resume with: pneumobench run {config}" in err
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert runs and not [r for r in runs if r.info.status == "RUNNING"]
+    parent = next(r for r in runs if r.data.tags.get("pneumobench.role") == "model")
+    assert parent.data.tags.get("pneumobench.final_evaluation") != "done"
+    monkeypatch.setattr(tracked, "log_serving", real)
+    assert main(["run", str(config)]) == 0
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    done = [r for r in runs if r.data.tags.get("pneumobench.final_evaluation") == "done"]
+    assert len(done) == 1 and not [r for r in runs if r.info.status == "RUNNING"]
+
+
+@pytest.mark.slow
+def test_a_store_locked_by_another_process_stops_cleanly_and_resumes(
+    tmp_path: Path, fake_kermany: Path
+) -> None:
+    """Another process holds mlflow.db exclusively mid-trial, longer than MLflow waits: the run
+    stops with one clear error (exit 2), and once the lock is gone the same command resumes and
+    leaves no run RUNNING."""
+    import sqlite3
+
+    raw = tiny_config(fake_kermany, models=["simple_cnn"])
+    raw["protocol"].update(max_epochs=30, patience=30)
+    raw["search"]["n_trials"] = 1
+    config = write_config(tmp_path / "e.yaml", raw)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "pneumobench", "run", str(config)]
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if "epoch 1/30" in line or (not line and proc.poll() is not None):
+            break
+    holder = sqlite3.connect(tmp_path / "mlflow.db", isolation_level=None, timeout=30)
+    holder.execute("BEGIN EXCLUSIVE")
+    started = time.monotonic()
+    try:
+        while proc.poll() is None and time.monotonic() - started < 45:
+            time.sleep(0.5)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    out, _ = proc.communicate(timeout=150)
+    assert proc.returncode == 2, out[-3000:]
+    assert "is locked by another process" in out and "Traceback" not in out
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stdout[-3000:]
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert not [r for r in runs if r.info.status == "RUNNING"]

@@ -1,0 +1,54 @@
+"""Tests of pneumobench/interrupts.py: a burst of SIGTERM never deadlocks a run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from tests.conftest import ROOT, store_uri, tiny_config, write_config
+
+
+@pytest.mark.slow
+def test_a_burst_of_sigterm_stops_the_run_cleanly_and_promptly(
+    tmp_path: Path, fake_kermany: Path
+) -> None:
+    raw = tiny_config(fake_kermany, models=["simple_cnn"])
+    raw["protocol"].update(max_epochs=30, patience=30)
+    raw["search"]["n_trials"] = 1
+    config = write_config(tmp_path / "e.yaml", raw)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pneumobench", "run", str(config)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if "epoch 2/30" in line or (not line and proc.poll() is not None):
+            break
+    for _ in range(1000):  # the burst: while the first interrupt is being handled
+        if proc.poll() is not None:
+            break
+        os.kill(proc.pid, signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the run hung after a burst of SIGTERM") from None
+    assert proc.returncode == 130, out[-3000:]
+    assert "Resume with the same command" in out
+    client = mlflow.MlflowClient(store_uri().replace(str(Path.cwd()), str(tmp_path)))
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert runs and not [r for r in runs if r.info.status == "RUNNING"]
