@@ -43,7 +43,7 @@ def resolved_config(args: argparse.Namespace) -> Any:
     """The config as this run uses it: file, ``--set`` and the flags, SQLite paths made
     absolute, ``--models`` applied; validated once and never changed afterwards."""
     from pneumobench.config.loading import load_config
-    from pneumobench.tracking.store import absolute_sqlite
+    from pneumobench.tracking.urls import absolute_sqlite
 
     overrides = list(args.overrides)
     if args.tracking_uri:
@@ -73,6 +73,11 @@ def resolved_config(args: argparse.Namespace) -> Any:
 
 def main(args: argparse.Namespace, console: Console) -> int:
     """Run the benchmark; 1 when a model failed."""
+    from pneumobench.tracking.urls import probe
+
+    interrupts.install()
+    config = resolved_config(args)  # a bad config, and an unreachable tracking store, fail
+    probe(config.tracking.uri)  #      in seconds, before torch and mlflow are imported
     from pneumobench.benchmark.experiment import run_experiment
     from pneumobench.benchmark.model_run import Outcome
     from pneumobench.commands.promote import promote_champion
@@ -87,8 +92,6 @@ def main(args: argparse.Namespace, console: Console) -> int:
     from pneumobench.tracking.store import storage_failure
     from pneumobench.tracking.writer import close_active_runs
 
-    interrupts.install()
-    config = resolved_config(args)
     try:
         outcomes = run_experiment(config, force=args.force, console=console)
     except PneumobenchError:

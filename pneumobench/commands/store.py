@@ -33,7 +33,7 @@ def resolve_store(
     place as ``pneumobench run``'s own leaderboard, so they never disagree on a group."""
     from pneumobench.config.fields import DEFAULT_TRACKING_URI
     from pneumobench.config.sections import EvaluationConfig
-    from pneumobench.tracking.store import absolute_sqlite
+    from pneumobench.tracking.urls import absolute_sqlite
 
     name, uri = args.experiment, args.tracking_uri
     storage = getattr(args, "storage", None)

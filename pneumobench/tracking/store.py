@@ -11,15 +11,9 @@ from mlflow.exceptions import MlflowException
 from pneumobench.errors import TrackingError
 from pneumobench.locks import initializing, sqlite_file
 from pneumobench.text import redact
+from pneumobench.tracking.urls import absolute_sqlite, probe, with_connect_timeout
 
-
-def absolute_sqlite(uri: str) -> str:
-    """``sqlite:///mlflow.db`` means ./mlflow.db of the folder the command runs in. Pinning it to
-    an absolute path keeps that meaning even for libraries that cache stores by URI."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
-        return prefix + str(Path(uri[len(prefix) :]).expanduser().resolve())
-    return uri
+__all__ = ["absolute_sqlite", "probe", "with_connect_timeout"]  # + below
 
 
 def is_local_store(uri: str) -> bool:
@@ -45,55 +39,6 @@ def require_local_store(uri: str) -> None:
     probe(uri)
 
 
-PROBE_SECONDS = 10  # how long a tracking database or server may take to answer at all
-
-
-def probe(uri: str, seconds: int = PROBE_SECONDS) -> None:
-    """One bounded attempt to reach a tracking database (PostgreSQL, MySQL) or server (http):
-    an unreachable one is a TrackingError within ``seconds``, not minutes of MLflow's retries."""
-    import time
-
-    started = time.monotonic()
-    try:
-        if uri.startswith(("postgresql", "mysql")):
-            _probe_database(with_connect_timeout(uri, seconds))
-        elif uri.startswith(("http://", "https://")):
-            _probe_server(uri, seconds)
-        else:
-            return
-    except Exception as exc:
-        waited = time.monotonic() - started
-        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise TrackingError(
-            f"cannot reach the MLflow tracking store {redact(uri)} (gave up after {waited:.0f} s: "
-            f"{redact(reason)}). Is the server running and the URL right? Pass another "
-            "--tracking-uri, or set tracking.uri (e.g. sqlite:///mlflow.db)"
-        ) from None
-
-
-def _probe_database(uri: str) -> None:
-    import sqlalchemy
-    from sqlalchemy.pool import NullPool
-
-    engine = sqlalchemy.create_engine(uri, poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT 1"))
-    finally:
-        engine.dispose()
-
-
-def _probe_server(uri: str, seconds: int) -> None:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=seconds):
-            return
-    except urllib.error.HTTPError:  # it answered (a proxy without /health, say): reachable
-        return
-
-
 def open_experiment(name: str, uri: str, artifact_location: str | None = None) -> str:
     """Point this process's runs at ``uri`` and experiment ``name`` (created if new); its id.
 
@@ -109,14 +54,6 @@ def open_experiment(name: str, uri: str, artifact_location: str | None = None) -
 
     install_view(experiment_id)
     return experiment_id
-
-
-def with_connect_timeout(uri: str, seconds: int = 10) -> str:
-    """A database URI that gives up connecting after ``seconds`` (a server that accepts and
-    never answers would otherwise hang the run)."""
-    if uri.startswith(("postgresql", "mysql")) and "connect_timeout" not in uri:
-        return f"{uri}{'&' if '?' in uri else '?'}connect_timeout={seconds}"
-    return uri
 
 
 def artifact_root_beside(uri: str) -> str | None:
