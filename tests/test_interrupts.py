@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.conftest import ROOT, store_uri, tiny_config, write_config
+from tests.conftest import ROOT, tiny_config, write_config
 
 
 @pytest.mark.slow
@@ -49,6 +49,6 @@ def test_a_burst_of_sigterm_stops_the_run_cleanly_and_promptly(
         raise AssertionError("the run hung after a burst of SIGTERM") from None
     assert proc.returncode == 130, out[-3000:]
     assert "Resume with the same command" in out
-    client = mlflow.MlflowClient(store_uri().replace(str(Path.cwd()), str(tmp_path)))
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert runs and not [r for r in runs if r.info.status == "RUNNING"]

@@ -2,12 +2,12 @@
 
 Each step lives in its own module; this one only puts them in order and logs their results:
 
-1. ``weights.StartingPoint``: build the model once (fetching pretrained weights), the same start
-   for every trial;
-2. ``parent``: the one MLflow parent run shared by every worker, described once;
-3. ``budget`` + ``trial``: trials until the study holds ``n_trials`` finished ones;
-4. ``final``: whichever worker claims it restores the best checkpoint and evaluates it on test,
-   then retrains the best hyperparameters per seed if asked.
+1. ``train.starting_point.StartingPoint``: build the model once (fetching pretrained weights),
+   the same start for every trial;
+2. ``benchmark.parent``: the one MLflow parent run shared by every worker, described once;
+3. ``search.budget`` + ``search.objective``: trials until the study holds ``n_trials`` finished;
+4. ``benchmark.final``: whichever worker claims it restores the best checkpoint and evaluates it
+   on test, then retrains the best hyperparameters per seed if asked.
 """
 
 from __future__ import annotations

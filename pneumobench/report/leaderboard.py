@@ -1,16 +1,18 @@
 """The ranking: one row per model (its latest final evaluation), read through MLflow's search API.
 
-What is ranked: threshold metrics at their validation-chosen operating points, never at argmax
-(``operating_points.RANKED``: recall at a fixed specificity, specificity and precision at a fixed
-sensitivity, F1 and accuracy at their best validation thresholds; ROC and PR AUC as they are).
-With seed repeats the mean over seeds is ranked.
+What is ranked (``operating_points``, the table in its docstring): by default block 1,
+discrimination read off each model's own test curves (sensitivity at a target specificity, and
+the like; no threshold carried over from validation); on request a metric at a threshold chosen
+on validation (``recall@spec`` and the other ``@`` names). With seed repeats the mean over
+seeds is ranked.
 
 How sure the ranking is: the ranked value's interval (logged at evaluation time, patients
 resampled), and a paired comparison of every model with the top row on the same test images,
 recomputed here from the logged predictions: the difference in the ranked quantity, its paired
 patient-clustered bootstrap interval and p-value (Holm-adjusted across models) decide the group.
 McNemar (argmax decisions) and DeLong (pneumonia-score AUC) are image-level extras in the JSON.
-Nothing here imports torch: reading a leaderboard takes seconds. Rendering: ``render``.
+A random scorer's range on the same test labels is the chance reference. Nothing here imports
+torch: reading a leaderboard takes seconds. Rendering: ``render``.
 """
 
 from __future__ import annotations
