@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import time
 from pathlib import Path
 
@@ -15,6 +12,7 @@ from pneumobench.commands.main import main
 from pneumobench.config import parse_config
 from pneumobench.search.study import make_pruner, startup_trials
 from tests.conftest import tiny_config, write_config
+from tests.servers import silent_port
 
 
 def _config(**search: object) -> object:
@@ -123,30 +121,10 @@ def test_resumed_and_parallel_searches_draw_new_samples_reproducibly(tmp_path: P
 def test_a_storage_server_that_accepts_and_never_answers_fails_in_seconds(
     tmp_path: Path, fake_kermany: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                accepted.append(listener.accept()[0])  # and never answer
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    url = f"postgresql://user@127.0.0.1:{listener.getsockname()[1]}/optuna"
     config = write_config(tmp_path / "e.yaml", tiny_config(fake_kermany))
-    started = time.monotonic()
-    try:
+    with silent_port() as port:
+        url = f"postgresql://user@127.0.0.1:{port}/optuna"
+        started = time.monotonic()
         assert main(["run", str(config), "--storage", url]) == 2
-    finally:
-        stop.set()
-        thread.join()
-        for conn in accepted:
-            conn.close()
-        listener.close()
     assert time.monotonic() - started < 60
     assert f"cannot open the Optuna storage {url}" in capsys.readouterr().err

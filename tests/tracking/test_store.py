@@ -7,9 +7,7 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -19,6 +17,7 @@ from pneumobench.commands.main import main
 from pneumobench.config import parse_config
 from pneumobench.data import prepare_data
 from tests.conftest import ROOT, tiny_config, write_config
+from tests.servers import silent_port
 
 _INIT = """
 from pneumobench.search.coordination import Claims
@@ -79,33 +78,6 @@ def test_artifacts_go_beside_the_store_and_unwritable_folders_are_named(
     assert not Path("mlflow.db").exists()  # nothing was started
 
 
-@contextlib.contextmanager
-def _silent_port() -> Iterator[int]:
-    """A port on 127.0.0.1 that accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                accepted.append(listener.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        for conn in accepted:
-            conn.close()
-        listener.close()
-
-
 def _refused_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -118,9 +90,7 @@ def test_an_unreachable_tracking_store_exits_2_in_seconds_without_the_password(
 ) -> None:
     config = write_config(tmp_path / "e.yaml", tiny_config(fake_kermany))
     with contextlib.ExitStack() as stack:
-        port = (
-            _refused_port() if kind.startswith("refused") else stack.enter_context(_silent_port())
-        )
+        port = _refused_port() if kind.startswith("refused") else stack.enter_context(silent_port())
         url = (
             f"http://127.0.0.1:{port}"
             if kind.endswith("http")

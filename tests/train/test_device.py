@@ -2,36 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 import torch
 
-from pneumobench.config import parse_config
-from pneumobench.data import prepare_data
 from pneumobench.registry import create_model
 from pneumobench.train.device import resolve_device
-from pneumobench.train.protocol import fit
-from tests.conftest import tiny_config
-
-
-@pytest.fixture
-def tiny(fake_kermany: Path):
-    config = parse_config(tiny_config(fake_kermany))
-    return config, prepare_data(config)
-
-
-def _fit(config, data, model, **protocol):
-    return fit(
-        model,
-        data,
-        config.protocol.model_copy(update=protocol),
-        augment=config.data.augment,
-        objective="val_f1",
-        direction="maximize",
-        device=resolve_device("cpu"),
-        seed=1,
-    )
+from tests.train.conftest import fit_tiny
 
 
 def test_bf16_precision_trains_under_bf16_autocast_and_predicts_in_fp32(tiny, monkeypatch) -> None:
@@ -48,7 +23,7 @@ def test_bf16_precision_trains_under_bf16_autocast_and_predicts_in_fp32(tiny, mo
     model = create_model("simple_cnn", 2, image_size=32)
     seen: list[torch.dtype] = []
     model.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
-    result = _fit(config, data, model, max_epochs=1, precision="bf16")
+    result = fit_tiny(config, data, model, max_epochs=1, precision="bf16")
     assert torch.bfloat16 in seen  # the training steps
     assert seen[-1] == torch.float32  # validation: predictions keep auto's precision (fp32)
     assert all(
@@ -80,7 +55,7 @@ def test_bf16_on_a_cpu_without_native_bf16_trains_in_fp32_and_says_so(tiny, monk
     model = create_model("simple_cnn", 2, image_size=32)
     seen: list[torch.dtype] = []
     model.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
-    _fit(config, data, model, max_epochs=1, precision="bf16")
+    fit_tiny(config, data, model, max_epochs=1, precision="bf16")
     assert seen and set(seen) == {torch.float32}
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
     assert precision_fallback_note("resnet18-scratch", cpu, "bf16") is None

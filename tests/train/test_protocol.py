@@ -9,36 +9,16 @@ import pytest
 import torch
 
 from pneumobench.config import parse_config
-from pneumobench.data import prepare_data
 from pneumobench.registry import create_model
-from pneumobench.train.device import resolve_device
 from pneumobench.train.protocol import DivergedError, fit
 from tests.conftest import tiny_config
-
-
-@pytest.fixture
-def tiny(fake_kermany: Path):
-    config = parse_config(tiny_config(fake_kermany))
-    return config, prepare_data(config)
-
-
-def _fit(config, data, model, **protocol):
-    return fit(
-        model,
-        data,
-        config.protocol.model_copy(update=protocol),
-        augment=config.data.augment,
-        objective="val_f1",
-        direction="maximize",
-        device=resolve_device("cpu"),
-        seed=1,
-    )
+from tests.train.conftest import fit_tiny
 
 
 def test_fit_logs_every_epoch_and_restores_the_best_checkpoint(tiny) -> None:
     config, data = tiny
     model = create_model("simple_cnn", 2, dropout=0.1, image_size=32)
-    result = _fit(config, data, model, max_epochs=4, patience=4, lr=3e-3)
+    result = fit_tiny(config, data, model, max_epochs=4, patience=4, lr=3e-3)
     assert len(result.history) == 4
     assert result.best_score == max(h["val_f1"] for h in result.history)
     assert result.best_epoch == 1 + [h["val_f1"] for h in result.history].index(result.best_score)
@@ -52,7 +32,7 @@ def test_fit_logs_every_epoch_and_restores_the_best_checkpoint(tiny) -> None:
 def test_early_stopping_after_patience(tiny) -> None:
     config, data = tiny
     model = create_model("simple_cnn", 2, image_size=32)
-    result = _fit(
+    result = fit_tiny(
         config, data, model, max_epochs=30, patience=1, lr=1e-7
     )  # cannot improve for long
     assert len(result.history) < 30 and result.stopped_early
@@ -66,7 +46,7 @@ def test_pretrained_backbone_is_frozen_then_trained(tiny) -> None:
     bn = model.backbone[1]
     running = bn.running_mean.clone()
     head_before = [p.detach().clone() for p in model.head_parameters()]
-    result = _fit(config, data, model, max_epochs=1, freeze_epochs=1, patience=1)
+    result = fit_tiny(config, data, model, max_epochs=1, freeze_epochs=1, patience=1)
     assert result.history[0]["backbone_frozen"] == 1.0
     for b, p in zip(before, model.backbone_parameters(), strict=True):
         torch.testing.assert_close(b, p)
@@ -75,7 +55,7 @@ def test_pretrained_backbone_is_frozen_then_trained(tiny) -> None:
         not torch.equal(b, p) for b, p in zip(head_before, model.head_parameters(), strict=True)
     )
 
-    result = _fit(config, data, model, max_epochs=2, freeze_epochs=1, patience=2)
+    result = fit_tiny(config, data, model, max_epochs=2, freeze_epochs=1, patience=2)
     assert [h["backbone_frozen"] for h in result.history] == [1.0, 0.0]
     assert result.history[1]["lr"] < result.history[0]["lr"]  # cosine schedule
 
@@ -86,7 +66,7 @@ def test_nan_loss_is_reported_as_divergence(tiny) -> None:
     with torch.no_grad():
         model.head[1].weight.fill_(float("nan"))
     with pytest.raises(DivergedError, match="nan"):
-        _fit(config, data, model, max_epochs=1)
+        fit_tiny(config, data, model, max_epochs=1)
 
 
 def test_tta_is_the_mean_of_the_image_and_its_mirror() -> None:
@@ -117,9 +97,8 @@ def test_ema_weights_are_what_is_kept_when_ema_is_on(
     """With EMA on, the weights fit() validates and returns are the EMA's, not the raw ones."""
     import timm.utils
 
-    from pneumobench.config import AugmentConfig, ProtocolConfig, parse_config
+    from pneumobench.config import AugmentConfig, ProtocolConfig
     from pneumobench.data.prepare import prepare_data
-    from pneumobench.train.protocol import fit
 
     seen = []
 
