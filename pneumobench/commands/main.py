@@ -92,6 +92,7 @@ def _quiet_libraries() -> None:
     # error reaches pneumobench, which names it in one line (tracking.store.storage_failure)
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     for name in (
+        "mlflow.pyfunc",  # "Validating input example against model signature" at every version
         "mlflow.pytorch",
         "mlflow.utils.environment",
         "mlflow.models.model",
@@ -100,3 +101,7 @@ def _quiet_libraries() -> None:
     ):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*experimental.*", module="optuna")
+    # the TorchScript parity check and the pyfunc model load a file torch itself wrote
+    warnings.filterwarnings(
+        "ignore", message=".*torch.jit.load.* is deprecated", category=FutureWarning
+    )
