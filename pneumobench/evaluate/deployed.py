@@ -139,7 +139,6 @@ def deployed_intervals(
     return intervals, spread
 
 
-TARGETED = {"spec": "specificity", "sens": "recall"}  # the metric each targeted point fixes
 
 
 def target_status(
