@@ -139,8 +139,6 @@ def deployed_intervals(
     return intervals, spread
 
 
-
-
 def target_status(
     point: str, low: float, high: float, targets: OperatingPointsConfig
 ) -> str | None:
