@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -218,15 +219,36 @@ def _fail_pending_models(experiment_id: str, run_id: str) -> None:
             client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
 
 
-def close_orphan_trial_run(run_id: str) -> bool:
-    """A trial run left RUNNING by a killed process becomes FAILED; whether it was."""
+def close_orphan_trial_run(run_id: str, attempts: int = 3) -> bool:
+    """A trial run left RUNNING by a killed process becomes FAILED; whether this call closed it.
+
+    Every surviving worker sweeps for orphans, so two may close the same run at once; the store
+    then rejects the second writer's tags (on PostgreSQL: a duplicate key). That is not an error:
+    the run is re-read and, once another worker has closed it, left alone. A store that keeps
+    failing while the run is still RUNNING raises after ``attempts``.
+    """
+    from mlflow.entities import RunTag
+    from mlflow.exceptions import MlflowException
+
     client = mlflow.MlflowClient()
-    if client.get_run(run_id).info.status != "RUNNING":
-        return False
-    client.set_tag(run_id, S.TRIAL_STATE, "FAIL")
-    client.set_tag(run_id, S.FAIL_REASON, "the process running it was killed")
-    client.set_terminated(run_id, "FAILED")
-    return True
+    for attempt in range(attempts):
+        if client.get_run(run_id).info.status != "RUNNING":
+            return False
+        try:
+            client.log_batch(
+                run_id,
+                tags=[
+                    RunTag(S.TRIAL_STATE, "FAIL"),
+                    RunTag(S.FAIL_REASON, "the process running it was killed"),
+                ],
+            )
+            client.set_terminated(run_id, "FAILED")
+            return True
+        except MlflowException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))  # another worker is closing it: look again
+    return False
 
 
 # --- the final evaluation -----------------------------------------------------------------------
