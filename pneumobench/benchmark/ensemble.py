@@ -293,15 +293,13 @@ def _read_member(store: Any, run_id: str, name: str, data: PreparedData) -> Memb
 
 
 def _earlier_looks(experiment_id: str, label: str, members: str, digest: str) -> int:
-    """How often this very ensemble (label, members, data) was evaluated on test before."""
-    looks = 0
-    for run in reader.model_runs(client(), experiment_id):
-        tags = run.data.tags
-        if (
-            tags.get(S.LABEL) == label
-            and tags.get(S.ENSEMBLE_MEMBERS) == members
-            and tags.get(S.DATASET_DIGEST) == digest
-            and tags.get(S.FINAL) == S.FINAL_DONE
-        ):
-            looks = max(looks, int(tags.get(S.TEST_EVALUATIONS, "1")))
-    return looks
+    """How often this very ensemble (label, members, data) was evaluated on test before: its
+    finished runs, one look each."""
+    return sum(
+        1
+        for run in reader.model_runs(client(), experiment_id)
+        if run.data.tags.get(S.LABEL) == label
+        and run.data.tags.get(S.ENSEMBLE_MEMBERS) == members
+        and run.data.tags.get(S.DATASET_DIGEST) == digest
+        and run.data.tags.get(S.FINAL) == S.FINAL_DONE
+    )

@@ -42,7 +42,7 @@ from pneumobench.search.recovery import (
 )
 from pneumobench.search.study import best_trial, counted_trials, open_study
 from pneumobench.serving.bundle import PARITY_IMAGES, ModelSpec
-from pneumobench.serving.publish import publish, saliency_panel
+from pneumobench.serving.publish import failure_panel, publish, saliency_panel
 from pneumobench.tracking import reader, writer
 from pneumobench.tracking import schema as S
 from pneumobench.tracking.models import registered_name
@@ -309,6 +309,17 @@ class ModelRun:
             ctx.console.print(f"  [dim]{plan.label}: no Grad-CAM panel: {exc}[/]")
         else:
             writer.log_saliency(panel, saliency_figure({plan.label: panel}, plan.label))
+            failures = failure_panel(
+                result.model.cpu(),
+                spec,
+                test_images,
+                test.labels,
+                result.result.probs,
+                test.keys,
+                ctx.config.evaluation.failure_cases,
+            )
+            if failures is not None:
+                writer.log_failures(failures)
         version = publish(
             result.model,
             spec,

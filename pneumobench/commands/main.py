@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from pneumobench.commands import (
     data,
+    evaluate,
     export,
     leaderboard,
     models,
@@ -33,6 +34,7 @@ COMMANDS: dict[str, ModuleType] = {
     "run": run,
     "leaderboard": leaderboard,
     "report": report,
+    "evaluate": evaluate,
     "data": data,
     "predict": predict,
     "export": export,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -77,6 +77,7 @@ def promote_champion(
             "evaluated before models were registered; `pneumobench run --force` registers it"
         )
         return 1
+    _log_card(uri, rows, top, new, metric)
     if previous is not None and previous.version == new.version:
         console.print(
             f"champion: {registered}@champion stays at version {new.version} ({top.model})"
@@ -88,3 +89,15 @@ def promote_champion(
             f"({top.model}, best by {metric}){moved}"
         )
     return 0
+
+
+def _log_card(uri: str, rows: list, top: Any, version: Any, metric: str) -> None:
+    """The champion's model card, logged with its registered version."""
+    from pneumobench.report.leaderboard import test_looks
+    from pneumobench.report.model_card import model_card
+    from pneumobench.tracking import models as tracked
+    from pneumobench.tracking.store import client
+
+    run = client(uri).get_run(top.run_id)
+    card = model_card(top, run, version.name, version.version, metric, test_looks(uri, rows))
+    tracked.log_model_card(version, card)

@@ -39,7 +39,10 @@ def main(args: argparse.Namespace, console: Console) -> int:
     if args.out.suffix.lower() not in (".html", ".htm", ".md"):
         raise ConfigError(f"--out {args.out}: name an .html or a .md file")
     store = resolve_store(args, needs_storage=True)
-    report = build_report(store.name, store.uri, store.storage, args.metric, store.evaluation)
+    subgroups = store.config.subgroups_path() if store.config else None
+    report = build_report(
+        store.name, store.uri, store.storage, args.metric, store.evaluation, subgroups
+    )
     if not report.models:
         nothing_evaluated(store.name or "", [])
         return 1

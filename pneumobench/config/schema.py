@@ -93,6 +93,13 @@ class ExperimentConfig(StrictModel):
         base = self._source.parent if self._source else Path.cwd()
         return (base / path).resolve()
 
+    def subgroups_path(self) -> Path | None:
+        """``data.subgroups`` resolved against the config file's folder (None when not set)."""
+        if self.data.subgroups is None:
+            return None
+        path = Path(os.path.expanduser(self.data.subgroups))
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
     @property
     def base_dir(self) -> Path:
         """The folder relative ``plugins:`` files resolve against: the config file's, else cwd."""

@@ -93,6 +93,12 @@ class DataConfig(StrictModel):
         description="a missing PneumoniaMNIST file: fetch it (md5 checked; $PNEUMOBENCH_MIRROR "
         "for a mirror), or stop and say where to get it",
     )
+    subgroups: Path | None = Field(
+        None,
+        description="a CSV mapping test images (a path or id column) to group columns (age band, "
+        "sex, site, device, ...): the report's subgroup table and forest plot add them; relative "
+        "to the config file",
+    )
     medmnist_size: Literal[28, 64, 128, 224] | None = Field(
         None,
         description="source medmnist: which MedMNIST+ file (pneumoniamnist_224.npz for 224) when "
@@ -198,7 +204,20 @@ class EvaluationConfig(StrictModel):
     ci_level: float = Field(0.95, gt=0.5, lt=1)
     alpha: float = Field(0.05, gt=0, lt=0.5, description="significance level, Holm-adjusted")
     operating_points: OperatingPointsConfig = OperatingPointsConfig()
-    calibration_bins: int = Field(15, ge=2)
+    calibration_bins: int = Field(
+        10, ge=2, description="equal-width bins of P(pneumonia) for ECE and the reliability diagram"
+    )
+    decision_curve: tuple[float, float] = Field(
+        (0.05, 0.95),
+        description="threshold probabilities the decision curve (net benefit) is drawn over",
+    )
+    failure_cases: int = Field(
+        4,
+        ge=0,
+        le=16,
+        description="the most confident false negatives and false positives of "
+        "each final model, explained with Grad-CAM in the report (each kind)",
+    )
     seeds: list[int] = Field(
         default_factory=list,
         description="retrain the best hyperparameters with these seeds: mean +/- std on test",
@@ -209,6 +228,17 @@ class EvaluationConfig(StrictModel):
         "hflip averages each image's and its mirror image's probabilities",
     )
     ensemble: EnsembleConfig = Field(default_factory=lambda: EnsembleConfig())
+
+    @field_validator("decision_curve")
+    @classmethod
+    def _curve_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 < low < high < 1:
+            raise ValueError(
+                f"evaluation.decision_curve {list(value)}: give [low, high] with 0 < low < high < 1"
+            )
+        return value
+
     champion: Literal["test", "validation"] = Field(
         "test",
         description="which model the registry's champion alias goes to: the leaderboard's top "

@@ -1,5 +1,5 @@
 """What one look at the test set yields for a final model (from its predictions): metrics with intervals, the validation-chosen
-operating point, calibration, and the predictions every number can be recomputed from."""
+operating point, calibration (ECE, Brier, intercept, slope), and the predictions every number can be recomputed from."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from pneumobench.config.sections import EvaluationConfig
 from pneumobench.data import PreparedData
+from pneumobench.evaluate.calibration import ReliabilityBin, calibration_metrics, reliability_bins
 from pneumobench.evaluate.deployed import Resampled, deployed_intervals
 from pneumobench.evaluate.metrics import classification_metrics
 from pneumobench.evaluate.operating_points import (
@@ -23,7 +24,6 @@ from pneumobench.evaluate.operating_points import (
 from pneumobench.evaluate.statistics import (
     bootstrap_intervals,
     cluster_weights,
-    expected_calibration_error,
     percentile_interval,
 )
 from pneumobench.tracking import schema as S
@@ -41,8 +41,7 @@ class HeldOutResult:
     operating: dict[str, float] = field(default_factory=dict)  # at_<point>_<metric> on test
     validation: dict[str, float] = field(default_factory=dict)  # the same on validation
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
-    ece: float = math.nan
-    reliability: list[tuple[float, float, int]] = field(default_factory=list)
+    reliability: list[ReliabilityBin] = field(default_factory=list)  # of P(pneumonia)
     val_probs: np.ndarray | None = None  # the validation predictions the thresholds come from
     threshold_intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # by point
 
@@ -126,9 +125,11 @@ def evaluate_probabilities(
         level=evaluation.ci_level,
     )
     result.intervals.update(inclusive)
-    result.ece, result.reliability = expected_calibration_error(
-        y, probs, evaluation.calibration_bins
-    )
+    calibration = calibration_metrics(y, probs, np.vstack([one, w]), evaluation.calibration_bins)
+    for name, series in calibration.items():
+        result.metrics[name] = float(series[0])
+        result.intervals[name] = percentile_interval(series[1:], evaluation.ci_level)
+    result.reliability = reliability_bins(y, probs, evaluation.calibration_bins)
     return result
 
 
@@ -167,7 +168,6 @@ def metrics_to_log(result: HeldOutResult) -> dict[str, float]:
     for point, (low, high) in result.threshold_intervals.items():
         low_name, high_name = S.ci_names(threshold_name(point))
         out[low_name], out[high_name] = low, high
-    out[S.TEST_ECE] = result.ece
     return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(v)}
 
 

@@ -30,6 +30,17 @@ def pneumonia_score(probs: np.ndarray) -> np.ndarray:
     return 1.0 - np.asarray(probs)[:, 0]
 
 
+def decide_at(probs: np.ndarray, threshold: float) -> np.ndarray:
+    """Class index per row at an operating point: pneumonia when ``pneumonia_score`` reaches
+    ``threshold`` (with three classes, then the more likely pneumonia class), else normal (0).
+    What predict, serving and the deployed confusion matrices decide."""
+    probs = np.asarray(probs)
+    sick = pneumonia_score(probs) >= threshold
+    if probs.shape[1] == 2:
+        return sick.astype(int)
+    return np.where(sick, 1 + probs[:, 1:].argmax(1), 0)
+
+
 def _nan_if_undefined(fn, *args, **kwargs) -> float:  # type: ignore[no-untyped-def]
     """A metric that is undefined on this sample (one class only) is NaN, not a crash."""
     with warnings.catch_warnings():

@@ -1,4 +1,4 @@
-"""How sure a ranking is: bootstrap intervals, paired tests and calibration.
+"""How sure a ranking is: bootstrap intervals and paired tests (calibration: ``calibration``).
 
 Everything here works from predictions alone (labels and class probabilities of the same test
 images), so the leaderboard can recompute every number from the logged predictions CSV.
@@ -223,24 +223,3 @@ def paired_comparison(
         p_mcnemar,
         p_delong,
     )
-
-
-# --- calibration ---------------------------------------------------------------------------
-
-
-def expected_calibration_error(
-    y_true: np.ndarray, probs: np.ndarray, n_bins: int
-) -> tuple[float, list[tuple[float, float, int]]]:
-    """ECE of the top-class confidence; also the (confidence, accuracy, count) of each bin."""
-    confidence = probs.max(1)
-    correct = probs.argmax(1) == np.asarray(y_true)
-    edges = np.linspace(0, 1, n_bins + 1)
-    bins = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
-    ece, table = 0.0, []
-    for k in range(n_bins):
-        mask = bins == k
-        if mask.any():
-            conf, acc = float(confidence[mask].mean()), float(correct[mask].mean())
-            ece += mask.mean() * abs(acc - conf)
-            table.append((conf, acc, int(mask.sum())))
-    return float(ece), table

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pneumobench.config.sections import EvaluationConfig
+from pneumobench.report import clinical, sections
 from pneumobench.report import figures as F
-from pneumobench.report import sections
-from pneumobench.report.figures import Figure
+from pneumobench.report.checklist import Facts, checklist_section
+from pneumobench.report.external import external_sections
+from pneumobench.report.figures import Figure, Section, Table
 from pneumobench.report.leaderboard import (
     leaderboard_metric,
     load_leaderboard,
@@ -27,10 +30,12 @@ from pneumobench.report.leaderboard import (
 from pneumobench.report.render import (
     deployed_cells,
     deployed_legend,
+    external_names,
     legend,
     store_notes,
     table_cells,
 )
+from pneumobench.report.rows import LeaderboardRow
 from pneumobench.tracking import reader
 from pneumobench.tracking.store import client
 
@@ -55,6 +60,7 @@ class Report:
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)  # clinical, external, checklist
 
 
 def build_report(
@@ -63,9 +69,11 @@ def build_report(
     storage: str | None,
     metric: str,
     evaluation: EvaluationConfig,
+    subgroups: Path | None = None,
 ) -> Report:
     """Read an experiment's final models (MLflow) and studies (Optuna ``storage``, optional),
-    judged with ``evaluation`` as the leaderboard judges them (the experiment's config section)."""
+    judged with ``evaluation`` as the leaderboard judges them (the experiment's config section);
+    ``subgroups``: the config's ``data.subgroups`` CSV, resolved."""
     key = normalize_metric(metric)
     rows = load_leaderboard(experiment, metric, tracking_uri, evaluation)
     store = client(tracking_uri)
@@ -90,14 +98,18 @@ def build_report(
         environment=sections.environment(runs),
         models=[r.model for r in rows],
     )
-    predictions = {}
-    for row in evaluated:
-        _, y, probs, _ = reader.read_predictions(store, row.run_id)
-        predictions[row.model] = (y, probs)
-    class_names = sections.class_names(runs, predictions)
+    predictions = {
+        row.model: clinical.Predictions(*reader.read_predictions(store, row.run_id))
+        for row in evaluated
+    }
+    pairs = {label: (p.y, p.probs) for label, p in predictions.items()}
+    class_names = sections.class_names(runs, pairs)
     if predictions:
-        report.figures.append(F.roc_pr(predictions, class_names))
-        report.figures.append(F.confusion_grid(predictions, class_names))
+        report.sections = _clinical_sections(
+            store, evaluated, predictions, evaluation, class_names, subgroups, report.notes
+        )
+        report.sections.append(_checklist(report, rows, runs, tracking_uri))
+        report.figures.append(F.roc_pr(pairs, class_names))
     report.figures.extend(F.saliency(store, evaluated, report.notes))
     curves = F.validation_curves(store, runs)
     if curves is not None:
@@ -107,6 +119,50 @@ def build_report(
         if where:
             report.figures.extend(F.study_figures(label, run, where, report.notes))
     return report
+
+
+def _clinical_sections(
+    store: Any,
+    evaluated: list[LeaderboardRow],
+    predictions: dict[str, clinical.Predictions],
+    evaluation: EvaluationConfig,
+    class_names: list[str],
+    subgroups: Path | None,
+    notes: list[str],
+) -> list[Section]:
+    """Calibration, utility, subgroups, failures, the external test sets."""
+    task = "binary" if len(class_names) == 2 else "multiclass"
+    return [
+        clinical.calibration_section(predictions, evaluated, evaluation),
+        clinical.utility_section(predictions, evaluated, evaluation),
+        clinical.subgroup_section(predictions, evaluated, evaluation, task, subgroups, notes),
+        clinical.failure_section(store, evaluated, predictions, class_names),
+        *external_sections(store, evaluated, predictions),
+    ]
+
+
+def _checklist(report: Report, rows: list[LeaderboardRow], runs: dict, uri: str) -> Section:
+    shown = [
+        block.cells
+        for section in report.sections
+        if section.title == "Subgroups"
+        for block in section.blocks
+        if isinstance(block, Table)
+    ]
+    groupings = list(dict.fromkeys(cells[0] for table in shown for cells in table))
+    single = next((r for r in rows if r.evaluated and not r.is_ensemble), None)
+    return checklist_section(
+        Facts(
+            rows=rows,
+            data_rows=report.data_rows,
+            leak_note=report.leak_note,
+            environment=report.environment,
+            looks=test_looks(uri, rows),
+            external=external_names(rows),
+            subgroups=groupings,
+            first_run=runs.get(single.model) if single else None,
+        )
+    )
 
 
 def log_to_mlflow(report: Report, paths: list[Path]) -> str:

@@ -3,10 +3,10 @@ MLflow (predictions, saliency panels, metric histories) and Optuna (studies)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from pneumobench.evaluate.metrics import is_pneumonia, pneumonia_score
+from pneumobench.evaluate.metrics import decide_at, is_pneumonia, pneumonia_score
 from pneumobench.report import plots
 from pneumobench.report.rows import LeaderboardRow
 from pneumobench.text import safe_name
@@ -24,6 +24,25 @@ class Figure:
     caption: str = ""
 
 
+@dataclass
+class Table:
+    """One table of a report section."""
+
+    title: str
+    headers: list[str]
+    cells: list[list[str]]
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    """A titled part of the report: an introduction, then tables and figures in order."""
+
+    title: str
+    intro: str = ""
+    blocks: list[Figure | Table] = field(default_factory=list)
+
+
 def roc_pr(predictions: dict, class_names: list[str]) -> Figure:
     curves = {
         label: (is_pneumonia(y), pneumonia_score(probs))
@@ -38,12 +57,21 @@ def roc_pr(predictions: dict, class_names: list[str]) -> Figure:
     )
 
 
-def confusion_grid(predictions: dict, class_names: list[str]) -> Figure:
-    panels = {label: (y, probs.argmax(1)) for label, (y, probs) in predictions.items()}
+def confusion_grid(
+    predictions: dict, class_names: list[str], thresholds: dict[str, float]
+) -> Figure:
+    """Every model's test confusion matrix at its deployed threshold (argmax where none is
+    logged)."""
+    panels = {
+        label: (y, decide_at(probs, thresholds[label]) if label in thresholds else probs.argmax(1))
+        for label, (y, probs) in predictions.items()
+    }
     return Figure(
         "confusion_matrices",
-        "Confusion matrices, test set (threshold: argmax)",
+        "Confusion matrices, test set, at each model's deployed threshold",
         plots.png(plots.confusion_grid(panels, class_names)),
+        "The decisions predict and serving make: P(pneumonia) at or above the threshold chosen on "
+        "validation for the specificity target (then the likelier pneumonia class).",
     )
 
 

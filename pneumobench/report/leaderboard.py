@@ -96,6 +96,11 @@ def load_leaderboard(
     evaluated = [r for r in rows if r.evaluated]
     if not evaluated:
         return rows
+    by_label = {r.model: r for r in evaluated}
+    for name, runs in reader.external_runs(store, exp.experiment_id).items():
+        for label, run in runs.items():
+            if label in by_label:
+                by_label[label].external[name] = dict(sorted(run.data.metrics.items()))
     targets = evaluated[0].targets(evaluation.operating_points)
     for row in evaluated:
         if row.seed_runs and row.n_seeds > 1:

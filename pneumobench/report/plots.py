@@ -21,7 +21,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from pneumobench.evaluate.metrics import is_pneumonia, pneumonia_score
+from pneumobench.evaluate.metrics import decide_at, is_pneumonia, pneumonia_score
 from pneumobench.tracking import schema as S
 
 Curves = dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (0/1 truth, score)
@@ -92,17 +92,39 @@ def confusion_grid(
     return fig
 
 
-def reliability(table: list[tuple[float, float, int]], ece: float, title: str) -> Any:
-    """Reliability diagram: accuracy against top-class confidence per bin, counts annotated."""
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+def reliability(models: dict[str, tuple[list[Any], float]], title: str) -> Any:
+    """Reliability diagram of P(pneumonia): the observed pneumonia fraction against the mean
+    predicted probability per bin, one line per model (``label -> (bins, ECE)``); with one
+    model each bin's count is annotated."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
     ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfectly calibrated")
-    if table:
-        conf, acc, _counts = zip(*table, strict=True)
-        ax.plot(conf, acc, "o-", label=f"model (ECE {ece:.3f})")
-        for c, a, n in table:
-            ax.annotate(str(n), (c, a), fontsize=7, textcoords="offset points", xytext=(3, -8))
-    ax.set(xlabel="confidence (top class)", ylabel="accuracy", title=f"{title}: reliability (test)")
-    ax.legend(loc="upper left")
+    for label, (bins, ece) in models.items():
+        if not bins:
+            continue
+        ax.plot(
+            [b.mean_score for b in bins],
+            [b.observed for b in bins],
+            "o-",
+            ms=4,
+            label=f"{label} (ECE {ece:.3f})",
+        )
+        if len(models) == 1:
+            for b in bins:
+                ax.annotate(
+                    str(b.count),
+                    (b.mean_score, b.observed),
+                    fontsize=7,
+                    textcoords="offset points",
+                    xytext=(3, -8),
+                )
+    ax.set(
+        xlabel="predicted P(pneumonia), bin mean",
+        ylabel="observed fraction with pneumonia",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title=f"{title}: reliability (test)",
+    )
+    ax.legend(loc="upper left", fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -118,20 +140,27 @@ def final_model_figures(result: Any, class_names: tuple[str, ...], label: str) -
         curves: Curves = {class_names[1]: (is_pneumonia(y), pneumonia_score(probs))}
     else:
         curves = {name: ((y == k).astype(int), probs[:, k]) for k, name in enumerate(class_names)}
+    deployed = S.DEPLOYED_POINT
     point = None
-    if "sens" in result.thresholds and len(class_names) == 2:
+    if deployed in result.thresholds and len(class_names) == 2:
         op = result.operating
         point = (
-            result.thresholds["sens"],
-            op.get(S.point_metric("sens", "recall"), math.nan),
-            op.get(S.point_metric("sens", "specificity"), math.nan),
+            result.thresholds[deployed],
+            op.get(S.point_metric(deployed, "recall"), math.nan),
+            op.get(S.point_metric(deployed, "specificity"), math.nan),
         )
+    decided = (
+        decide_at(probs, result.thresholds[deployed])
+        if deployed in result.thresholds
+        else probs.argmax(1)
+    )
+    ece = result.metrics.get("ece", math.nan)
     figures = {
         "plots/confusion_matrix.png": confusion_grid(
-            {f"{label}: test confusion matrix": (y, probs.argmax(1))}, class_names
+            {f"{label}: test, deployed threshold": (y, decided)}, class_names
         ),
         "plots/roc_pr.png": roc_pr(curves, f"{label} (test)", point),
-        "plots/reliability.png": reliability(result.reliability, result.ece, label),
+        "plots/reliability.png": reliability({label: (result.reliability, ece)}, label),
     }
     for fig in figures.values():  # closed figures still save: nothing stays in pyplot's registry
         plt.close(fig)

@@ -169,6 +169,61 @@ def deployed_cells(
     return headers, cells
 
 
+EXTERNAL_COLUMNS = (  # (metric, header) of the external block
+    ("roc_sens_at_spec", "sens@spec curve"),
+    ("roc_auc", "ROC AUC"),
+    (S.point_metric(DEPLOYED, "recall"), "deployed sens"),
+    (S.point_metric(DEPLOYED, "specificity"), "deployed spec"),
+    ("ece", "ECE"),
+)
+
+
+def external_names(rows: list[LeaderboardRow]) -> list[str]:
+    """The external test sets any row was evaluated on, in first-seen order."""
+    return list(dict.fromkeys(n for r in rows for n in r.external))
+
+
+def external_cells(
+    rows: list[LeaderboardRow], name: str, wide: bool = True
+) -> tuple[list[str], list[list[str]]]:
+    """Block 3 for one external set: each metric there [interval] and its shift from the
+    internal test (external - internal [interval]); without ``wide`` three metrics, values and
+    shifts only (100 columns)."""
+    columns = EXTERNAL_COLUMNS if wide else EXTERNAL_COLUMNS[1:4]
+    shown = "ext [95% CI] (shift [95% CI])" if wide else "ext (shift)"
+    headers = [MODEL, *[f"{h} {shown}" for _, h in columns]]
+    cells = []
+    for row in rows:
+        metrics = row.external.get(name)
+        if metrics is None:
+            continue
+        cells.append([row.model, *[_external_cell(metrics, m, wide) for m, _ in columns]])
+    return headers, cells
+
+
+def _external_cell(metrics: dict[str, float], metric: str, wide: bool) -> str:
+    value = metrics.get(S.test_metric(metric), math.nan)
+    if not math.isfinite(value):
+        return "n/a"
+    shift = metrics.get(S.shift_metric(metric), math.nan)
+    if not wide:
+        return f"{value:.3f} ({shift:+.3f})"
+    low, high = (metrics.get(k, math.nan) for k in S.ci_names(S.test_metric(metric)))
+    s_low, s_high = (metrics.get(k, math.nan) for k in S.ci_names(S.shift_metric(metric)))
+    return f"{value:.3f} [{low:.3f}, {high:.3f}] ({shift:+.3f} [{s_low:+.3f}, {s_high:+.3f}])"
+
+
+def external_legend(name: str) -> str:
+    """What block 3 shows."""
+    return (
+        f"External test set {name}: every model at the thresholds it deploys (chosen on "
+        "validation, unchanged). ext: the value there with its 95% bootstrap interval; shift: "
+        "external minus internal test, with the interval of two independent bootstraps (--wide; "
+        "the JSON: shift_<metric>_ci_low/high). "
+        "Each model's evaluation on it counts as one look at that set."
+    )
+
+
 # --- text --------------------------------------------------------------------------------------
 
 
@@ -283,8 +338,10 @@ def render(
             legend(key, rows),
             markdown_table(d_headers, d_cells),
             deployed_legend(targets),
-            *(notes or []),
         ]
+        for name in external_names(rows):
+            parts += [markdown_table(*external_cells(rows, name)), external_legend(name)]
+        parts += notes or []
         return "\n\n".join(parts)
     raise ValueError(fmt)
 
@@ -332,5 +389,15 @@ def rich_table(
     for row_cells in d_cells:
         style = "bold red" if row_cells[-1] == "did not hold" else None
         deployed.add_row(*[escape(c) for c in row_cells], style=style)
-    texts = [legend(key, rows), deployed_legend(targets), *(notes or [])]
-    return Group(ranking, deployed, *[Text(t, style="dim") for t in texts])
+    blocks = [ranking, deployed]
+    for name in external_names(rows):
+        e_headers, e_cells = external_cells(rows, name, wide)
+        table = Table(title=f"external test set {escape(name)} (deployed thresholds)", **compact)
+        for i, h in enumerate(e_headers):
+            table.add_column(h, justify="left" if i == 0 else "right", no_wrap=not wide)
+        for row_cells in e_cells:
+            table.add_row(*[escape(c) for c in row_cells])
+        blocks.append(table)
+    texts = [legend(key, rows), deployed_legend(targets)]
+    texts += [external_legend(n) for n in external_names(rows)] + (notes or [])
+    return Group(*blocks, *[Text(t, style="dim") for t in texts])

@@ -70,6 +70,7 @@ class LeaderboardRow:
     chance: tuple[float, float, float] | None = None  # a random scorer: mean, 95% range
     below_chance: bool | None = None  # the ranked value inside or under the random range
     all_metrics: dict[str, float] = field(default_factory=dict, repr=False)  # every logged one
+    external: dict[str, dict[str, float]] = field(default_factory=dict)  # set name -> its metrics
 
     @property
     def evaluated(self) -> bool:
@@ -111,6 +112,7 @@ class LeaderboardRow:
         record.pop("all_metrics")
         record.pop("comparison")
         metrics = record.pop("metrics")
+        external = record.pop("external")
         note = record.pop("comparison_note")
         record["status"] = str(self.status)
         group, worse = record.pop("group"), record.pop("significantly_worse")
@@ -122,4 +124,6 @@ class LeaderboardRow:
             record.update(asdict(self.comparison))
         if group is not None:
             record.update(significantly_worse=worse, group=group)
+        if external:
+            record["external"] = external
         return record

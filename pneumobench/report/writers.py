@@ -7,6 +7,7 @@ import html
 from pathlib import Path
 
 from pneumobench.report.document import Report
+from pneumobench.report.figures import Figure, Section, Table
 from pneumobench.text import markdown_table
 
 _CSS = """
@@ -49,20 +50,16 @@ def to_html(report: Report) -> str:
         else "<p>no data summary</p>",
         f'<p class="note">{e(report.leak_note)}</p>',
     ]
+    for section in report.sections:
+        parts.append(_html_section(section))
     current_section = None
     for fig in report.figures:
         section = _section(fig.name)
         if section != current_section:
             parts.append(f"<h2>{e(section)}</h2>")
             current_section = section
-        data = base64.b64encode(fig.png).decode()
         half = ' class="half"' if section == "Hyperparameter search" else ""
-        parts.append(
-            f'<figure{half} data-plot="{e(fig.name)}"><img alt="{e(fig.title)}" '
-            f'src="data:image/png;base64,{data}"><figcaption>{e(fig.title)}'
-            + (f". {e(fig.caption)}" if fig.caption else "")
-            + "</figcaption></figure>"
-        )
+        parts.append(_html_figure(fig, half))
     parts.append("<h2>Environment</h2>")
     parts.append(_html_table(["", ""], [[k, v] for k, v in report.environment.items()]))
     if report.notes:
@@ -71,6 +68,56 @@ def to_html(report: Report) -> str:
         parts.append("</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _html_figure(fig: Figure, css: str = "") -> str:
+    e = html.escape
+    data = base64.b64encode(fig.png).decode()
+    return (
+        f'<figure{css} data-plot="{e(fig.name)}"><img alt="{e(fig.title)}" '
+        f'src="data:image/png;base64,{data}"><figcaption>{e(fig.title)}'
+        + (f". {e(fig.caption)}" if fig.caption else "")
+        + "</figcaption></figure>"
+    )
+
+
+def _html_section(section: Section) -> str:
+    e = html.escape
+    slug = section.title.lower().replace(" ", "-")
+    out = [f'<h2 id="{e(slug)}">{e(section.title)}</h2>']
+    if section.intro:
+        out.append(f'<p class="note">{e(section.intro)}</p>')
+    for block in section.blocks:
+        if isinstance(block, Table):
+            out.append(f"<h3>{e(block.title)}</h3>")
+            out.append(_html_table(block.headers, block.cells, flag_column=True))
+            if block.caption:
+                out.append(f'<p class="legend">{e(block.caption)}</p>')
+        else:
+            out.append(_html_figure(block))
+    return "\n".join(out)
+
+
+def _markdown_section(section: Section, image_dir: Path, link_prefix: str) -> list[str]:
+    lines = ["", f"## {section.title}", ""]
+    if section.intro:
+        lines += [section.intro, ""]
+    for block in section.blocks:
+        if isinstance(block, Table):
+            lines += [f"### {block.title}", "", markdown_table(block.headers, block.cells), ""]
+            if block.caption:
+                lines += [block.caption, ""]
+        else:
+            (image_dir / f"{block.name}.png").write_bytes(block.png)
+            lines += [
+                f"### {block.title}",
+                "",
+                f"![{block.title}]({link_prefix}{block.name}.png)",
+                "",
+            ]
+            if block.caption:
+                lines += [block.caption, ""]
+    return lines
 
 
 def _section(plot: str) -> str:
@@ -134,6 +181,8 @@ def to_markdown(report: Report, image_dir: Path, link_prefix: str) -> str:
     if report.data_rows:
         lines.append(markdown_table(*_dict_rows(report.data_rows)))
     lines += ["", report.leak_note]
+    for section in report.sections:
+        lines += _markdown_section(section, image_dir, link_prefix)
     for fig in report.figures:
         (image_dir / f"{fig.name}.png").write_bytes(fig.png)
         lines += ["", f"### {fig.title}", "", f"![{fig.title}]({link_prefix}{fig.name}.png)"]

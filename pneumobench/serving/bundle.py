@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from pneumobench.errors import ModelError, unsafe_load_reason
+from pneumobench.evaluate.metrics import decide_at
 
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "weights.pt"
@@ -69,11 +70,7 @@ class ModelSpec:
 def decide(probs: np.ndarray, spec: ModelSpec, point: str | None = None) -> np.ndarray:
     """Class index per row: pneumonia when P(pneumonia) = 1 - P(normal) reaches the operating
     point's validation-chosen threshold (then the most likely pneumonia class), else normal."""
-    threshold = spec.thresholds[point or spec.decision_point]
-    score = 1.0 - probs[:, 0]
-    if probs.shape[1] == 2:
-        return (score >= threshold).astype(int)
-    return np.where(score >= threshold, 1 + probs[:, 1:].argmax(1), 0)
+    return decide_at(probs, spec.thresholds[point or spec.decision_point])
 
 
 def write_bundle(

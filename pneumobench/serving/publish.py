@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pneumobench.evaluate.failures import confident_errors
 from pneumobench.evaluate.saliency import grad_cam, panel_indices
 from pneumobench.serving import export
 from pneumobench.serving.bundle import PARITY_IMAGES, ModelSpec, decide, write_bundle
@@ -42,6 +43,35 @@ def saliency_panel(
         "probs": probs[rows].astype(np.float32),
         "decisions": decisions.astype(np.int64),
         "cams": cams.astype(np.float16),
+    }
+
+
+def failure_panel(
+    model: torch.nn.Module,
+    spec: ModelSpec,
+    images: np.ndarray,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    keys: list[str],
+    per_kind: int,
+) -> dict[str, np.ndarray] | None:
+    """Grad-CAM maps of the model's most confident errors at its deployed threshold
+    (``evaluate.failures``); arrays for ``failures.npz``, None when it made none."""
+    cases = confident_errors(labels, probs, spec.threshold, per_kind)
+    if not cases:
+        return None
+    rows = np.array([i for _, i in cases], dtype=np.int64)
+    decisions = decide(probs[rows], spec)
+    return {
+        "rows": rows,
+        "kinds": np.array([kind for kind, _ in cases]),
+        "keys": np.array([keys[i] for i in rows]),
+        "images": images[rows].astype(np.uint8),
+        "labels": labels[rows].astype(np.int64),
+        "probs": probs[rows].astype(np.float32),
+        "decisions": decisions.astype(np.int64),
+        "cams": grad_cam(model, images[rows], decisions).astype(np.float16),
+        "threshold": np.array(spec.threshold),
     }
 
 

@@ -172,6 +172,16 @@ def set_champion(
     return previous, new
 
 
+def log_model_card(version: RegisteredVersion, text: str) -> str:
+    """The model card as an artifact of the version's run (``model_card/<name>-v<version>.md``)
+    and as the version's description (the MLflow UI renders it); the artifact path."""
+    client = mlflow.MlflowClient()
+    path = f"{S.MODEL_CARD}/{version.name}-v{version.version}.md"
+    client.log_text(version.run_id, text, path)
+    client.update_model_version(version.name, version.version, description=text)
+    return path
+
+
 def connect(uri: str) -> None:
     """Point this process's registry and artifact calls at ``uri``."""
     from pneumobench.tracking.store import with_connect_timeout

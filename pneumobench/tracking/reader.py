@@ -61,6 +61,33 @@ def test_set_looks(store: Any, test_digest: str) -> tuple[int, int]:
     return looks, len({r.info.experiment_id for r in looked})
 
 
+def external_runs(store: Any, experiment_id: str) -> dict[str, dict[str, Any]]:
+    """The latest external evaluation of each model on each external set:
+    ``{set name: {label: run}}``, sets in the order they were first evaluated."""
+    runs = store.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{S.ROLE}` = '{S.ROLE_EXTERNAL}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time ASC"],
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        tags = run.data.tags
+        out.setdefault(tags.get(S.EXTERNAL_NAME, "external"), {})[tags.get(S.LABEL, "")] = run
+    return out
+
+
+def external_looks(store: Any, experiment_id: str, label: str, digest: str) -> int:
+    """How often ``label`` was evaluated on the external set of this content before."""
+    runs = store.search_runs(
+        [experiment_id],
+        filter_string=(
+            f"tags.`{S.ROLE}` = '{S.ROLE_EXTERNAL}' and tags.`{S.LABEL}` = '{label}' "
+            f"and tags.`{S.TEST_DIGEST}` = '{digest}'"
+        ),
+    )
+    return len(runs)
+
+
 def trial_run(store: Any, experiment_id: str, label: str, number: str) -> Any | None:
     """The MLflow run of trial ``number`` of model ``label``."""
     runs = store.search_runs(
@@ -126,11 +153,14 @@ def finished_seed_repeats(
     }
 
 
-def read_saliency_panel(store: Any, run_id: str) -> dict[str, np.ndarray] | None:
-    """A final model's Grad-CAM panel (``saliency/panel.npz``), None when it has none."""
+def read_saliency_panel(
+    store: Any, run_id: str, artifact: str = S.SALIENCY_PANEL
+) -> dict[str, np.ndarray] | None:
+    """A final model's Grad-CAM panel (``saliency/panel.npz``, or ``S.FAILURE_PANEL``), None
+    when it has none."""
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            local = store.download_artifacts(run_id, S.SALIENCY_PANEL, tmp)
+            local = store.download_artifacts(run_id, artifact, tmp)
         except Exception:  # MlflowException / OSError: not logged
             return None
         with np.load(local, allow_pickle=False) as npz:

@@ -25,6 +25,10 @@ ROLE_MODEL = "model"  # the parent run of one candidate: its search and final ev
 ROLE_TRIAL = "trial"  # one Optuna trial, nested under its model's run
 ROLE_REPEAT = "repeat"  # the best hyperparameters retrained with another seed
 ROLE_SUMMARY = "summary"  # the experiment's report
+ROLE_EXTERNAL = "external"  # a final model on an external test set, nested under its model run
+EXTERNAL_NAME = "pneumobench.external_name"  # the external test set's name (--name)
+EXTERNAL_PATH = "pneumobench.external_path"  # where it was read from
+EXTERNAL_CONTEXT = "external:"  # + name: the context of its MLflow dataset input
 LABEL = "pneumobench.label"
 STUDY = "pneumobench.study"
 TRIAL_NUMBER = "pneumobench.trial_number"
@@ -37,7 +41,7 @@ FINAL_DONE = "done"
 FINAL_FAILED = "failed"
 FINAL_TRIALS = "pneumobench.final_trials"  # finished trials when the final model was chosen
 BEST_TRIAL = "best_trial"
-TEST_EVALUATIONS = "pneumobench.test_evaluations"  # times this model's test set was looked at
+TEST_EVALUATIONS = "pneumobench.test_evaluations"  # looks at its test set this run made
 OP_TARGET_SENSITIVITY = "op_target_sensitivity"
 OP_TARGET_SPECIFICITY = "op_target_specificity"
 BOOTSTRAP_UNIT = "bootstrap_unit"  # BOOTSTRAP_PATIENT where the data has patient ids
@@ -117,7 +121,6 @@ VAL_AT_PREFIX = "val_at_"
 THRESHOLD_PREFIX = "threshold_"
 N_SEEDS = "n_seeds"
 BEST_EPOCH = "best_epoch"
-TEST_ECE = "test_ece"
 N_TEST_EVALUATIONS = "test_evaluations"  # the count above as a metric (leaderboard, report)
 
 
@@ -207,6 +210,16 @@ def test_metric(name: str) -> str:
     return name if name.startswith(TEST_PREFIX) else f"{TEST_PREFIX}{name}"
 
 
+def internal_metric(name: str) -> str:
+    """On an external run: the internal test's value (``roc_auc`` -> ``internal_roc_auc``)."""
+    return f"internal_{name}"
+
+
+def shift_metric(name: str) -> str:
+    """On an external run: external minus internal (``roc_auc`` -> ``shift_roc_auc``)."""
+    return f"shift_{name}"
+
+
 def ci_names(key: str) -> tuple[str, str]:
     """The interval's metric names of ``key`` (``test_recall`` -> ``test_recall_ci_low``, ...)."""
     return f"{key}_ci_low", f"{key}_ci_high"
@@ -236,6 +249,8 @@ REPORT_DIR = "report"
 CONFIG_ARTIFACT = "config/resolved.yaml"  # the validated config, every default filled in
 SALIENCY_PANEL = "saliency/panel.npz"  # Grad-CAM maps of the experiment's test-image panel
 SALIENCY_FIGURE = "plots/saliency.png"
+FAILURE_PANEL = "saliency/failures.npz"  # the most confident errors at the deployed threshold
+MODEL_CARD = "model_card"  # folder of the champion's model card, one file per version
 SERVING_DIR = "serving"  # spec.json, weights.pt (state dict), parity_images.npy
 EXPORT_DIR = "export"  # files written by `pneumobench export`
 

@@ -403,7 +403,8 @@ def log_ensemble_run(
     """An ensemble as a model run of its own (a leaderboard row): its tags, test metrics,
     predictions and figures; its run id."""
     with mlflow.start_run(experiment_id=experiment_id, run_name=label, tags={S.ROLE: S.ROLE_MODEL}):
-        mlflow.set_tags({S.LABEL: label, **tags, S.TEST_EVALUATIONS: str(test_evaluations)})
+        # the tag counts this run's own looks (one); the metric the ensemble's looks so far
+        mlflow.set_tags({S.LABEL: label, **tags, S.TEST_EVALUATIONS: "1"})
         mlflow.log_metrics(_finite(metrics))
         mlflow.log_metric(S.N_TEST_EVALUATIONS, test_evaluations, step=test_evaluations)
         mlflow.log_text(predictions_csv, S.PREDICTIONS)
@@ -418,17 +419,26 @@ def log_ensemble_run(
 
 def log_saliency(panel: Mapping[str, Any], figure: Any) -> None:
     """The final model's Grad-CAM panel (``saliency/panel.npz``) and its overlays figure."""
+    _log_npz(panel, S.SALIENCY_PANEL)
+    mlflow.log_figure(figure, S.SALIENCY_FIGURE)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+
+
+def log_failures(panel: Mapping[str, Any]) -> None:
+    """The final model's most confident errors with their Grad-CAM maps (``failures.npz``)."""
+    _log_npz(panel, S.FAILURE_PANEL)
+
+
+def _log_npz(arrays: Mapping[str, Any], artifact: str) -> None:
     import io
 
     import numpy as np
 
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **panel)
+    np.savez_compressed(buffer, **arrays)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(S.SALIENCY_PANEL).name
+        path = Path(tmp) / Path(artifact).name
         path.write_bytes(buffer.getvalue())
-        mlflow.log_artifact(str(path), str(Path(S.SALIENCY_PANEL).parent))
-    mlflow.log_figure(figure, S.SALIENCY_FIGURE)
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
+        mlflow.log_artifact(str(path), str(Path(artifact).parent))

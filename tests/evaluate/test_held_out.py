@@ -10,13 +10,13 @@ import mlflow
 import numpy as np
 
 from pneumobench.config.sections import EvaluationConfig
+from pneumobench.evaluate.calibration import calibration_metrics
 from pneumobench.evaluate.deployed import Resampled, deployed_intervals
 from pneumobench.evaluate.metrics import classification_metrics
 from pneumobench.evaluate.operating_points import choose_thresholds, metrics_at, read_curves
 from pneumobench.evaluate.statistics import (
     bootstrap_intervals,
     cluster_weights,
-    expected_calibration_error,
     percentile_interval,
 )
 from pneumobench.tracking import schema as S
@@ -62,7 +62,11 @@ def _recomputed(client, run, evaluation: EvaluationConfig, seed: int) -> dict[st
         out.update(dict(zip(S.ci_names(f"test_{key}"), (low, high), strict=True)))
     for point, (low, high) in spread.items():
         out.update(dict(zip(S.ci_names(S.threshold_name(point)), (low, high), strict=True)))
-    out[S.TEST_ECE] = expected_calibration_error(y, probs, evaluation.calibration_bins)[0]
+    calibration = calibration_metrics(y, probs, np.vstack([one, w]), evaluation.calibration_bins)
+    for key, series in calibration.items():  # independent checks: tests/evaluate/test_calibration
+        out[f"test_{key}"] = float(series[0])
+        low, high = percentile_interval(series[1:], evaluation.ci_level)
+        out.update(dict(zip(S.ci_names(f"test_{key}"), (low, high), strict=True)))
     return out
 
 

@@ -15,7 +15,6 @@ from pneumobench.evaluate.statistics import (
     bootstrap_intervals,
     cluster_weights,
     delong_test,
-    expected_calibration_error,
     holm_adjust,
     mcnemar_exact,
     paired_comparison,
@@ -140,14 +139,6 @@ def test_paired_comparison_detects_a_clearly_worse_model() -> None:
         targets=TARGETS,
     )
     assert same.difference == 0 and same.p_mcnemar == 1.0
-
-
-def test_expected_calibration_error() -> None:
-    y = np.array([1, 1, 1, 1, 0])
-    perfect = np.array([[0.2, 0.8]] * 5)  # 80% confident, 80% right
-    assert expected_calibration_error(y, perfect, 15)[0] == pytest.approx(0.0)
-    over = np.array([[0.0, 1.0]] * 5)  # 100% confident, 80% right
-    assert expected_calibration_error(y, over, 15)[0] == pytest.approx(0.2)
 
 
 def test_three_classes_difference_interval_p_value_and_group_are_about_the_macro_auc() -> None:
