@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from pneumobench.commands.main import main
-from pneumobench.tracking import schema as S
 from pneumobench.tracking import reader
+from pneumobench.tracking import schema as S
 
 
 def _shifted_copy(test: Path, out: Path) -> Path:
