@@ -46,3 +46,12 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> 
     lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def command() -> str:
+    """How the user runs pneumobench from this shell: ``uv run pneumobench`` when this process
+    was started by ``uv run`` (a fresh clone has no ``pneumobench`` on its PATH), else
+    ``pneumobench``. Every command pneumobench prints for the user to type starts with it."""
+    import os
+
+    return "uv run pneumobench" if os.environ.get("UV_RUN_RECURSION_DEPTH") else "pneumobench"

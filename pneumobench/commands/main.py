@@ -25,15 +25,17 @@ from pneumobench.commands import (
     promote,
     report,
     run,
+    ui,
 )
 from pneumobench.errors import PneumobenchError
-from pneumobench.text import redact
+from pneumobench.text import command, redact
 
 # sub-command -> its module, in the order `pneumobench --help` lists them
 COMMANDS: dict[str, ModuleType] = {
     "run": run,
     "leaderboard": leaderboard,
     "report": report,
+    "ui": ui,
     "evaluate": evaluate,
     "data": data,
     "predict": predict,
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
-        again = " ".join(["pneumobench", *(argv if argv is not None else sys.argv[1:])])
+        again = " ".join([command(), *(argv if argv is not None else sys.argv[1:])])
         err.print(
             "\n[bold yellow]interrupted.[/] Finished trials and runs are kept, the interrupted "
             f"trial is marked failed. Resume with the same command:\n  {again}"

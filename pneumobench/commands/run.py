@@ -12,7 +12,7 @@ from rich.console import Console
 from pneumobench import interrupts
 from pneumobench.commands.options import DEFAULT_METRIC
 from pneumobench.errors import ConfigError, PneumobenchError
-from pneumobench.text import redact
+from pneumobench.text import command, redact
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -120,7 +120,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
 
 def _same_command(args: argparse.Namespace) -> str:
     """This ``pneumobench run`` as a user types it again (passwords masked)."""
-    parts = ["pneumobench", "run", str(args.config)]
+    parts = [command(), "run", str(args.config)]
     parts += [f"--set {o}" for o in args.overrides]
     for flag in ("models", "tracking_uri", "storage", "device"):
         value = getattr(args, flag)
@@ -136,7 +136,7 @@ def _next_steps(config_path: Path, name: str, uri: str, storage: str, outcomes: 
     from pneumobench.benchmark.model_run import Outcome
     from pneumobench.tracking.models import registered_name
     from pneumobench.tracking.store import client, find_experiment
-    from pneumobench.tracking.ui import LOCAL_UI, model_url, runs_url
+    from pneumobench.tracking.ui import LOCAL_UI, model_url, refresh_display_tags, runs_url
 
     table = Table(title="done", show_header=False, box=None, padding=(0, 2))
     table.add_column(no_wrap=True)
@@ -151,16 +151,20 @@ def _next_steps(config_path: Path, name: str, uri: str, storage: str, outcomes: 
         }.get(o.status, str(o.status))
         table.add_row(f"[bold]{o.label}[/]", text)
     experiment_id = str(find_experiment(client(uri), name, uri).experiment_id)
+    refresh_display_tags(experiment_id)  # the runs view's "value [interval]" columns
     base = redact(uri.rstrip("/")) if uri.startswith("http") else LOCAL_UI
     table.add_row("", "")
     if not uri.startswith("http"):
-        shown = _secret_from_env(uri)
-        table.add_row("MLflow UI", f"[bold]mlflow ui --backend-store-uri {shown}[/], then open:")
+        table.add_row("MLflow UI", f"[bold]{command()} ui --config {config_path}[/] opens:")
     table.add_row("compare runs", runs_url(experiment_id, base))
     table.add_row("champion", model_url(registered_name(name), base))
-    table.add_row("predict", "[bold]pneumobench predict FOLDER --out predictions.csv[/]")
-    table.add_row("rank", f"[bold]pneumobench leaderboard --config {config_path} --metric f1[/]")
-    table.add_row("report", f"[bold]pneumobench report --config {config_path} --out report.html[/]")
+    me = command()
+    table.add_row("predict", f"[bold]{me} predict FOLDER --out predictions.csv[/]")
+    table.add_row("rank", f"[bold]{me} leaderboard --config {config_path} --metric f1[/]")
+    table.add_row("report", f"[bold]{me} report --config {config_path} --out report.html[/]")
+    table.add_row(
+        "external test", f"[bold]{me} evaluate {config_path} --test-data FOLDER_OR_NPZ[/]"
+    )
     table.add_row(
         "studies",
         f"[bold]optuna-dashboard {_secret_from_env(storage)}[/] (pip install optuna-dashboard)",

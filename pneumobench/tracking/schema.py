@@ -250,6 +250,7 @@ CONFIG_ARTIFACT = "config/resolved.yaml"  # the validated config, every default 
 SALIENCY_PANEL = "saliency/panel.npz"  # Grad-CAM maps of the experiment's test-image panel
 SALIENCY_FIGURE = "plots/saliency.png"
 FAILURE_PANEL = "saliency/failures.npz"  # the most confident errors at the deployed threshold
+SHOW_PREFIX = "show."  # display tags of the MLflow runs view: value [interval], 3 decimals
 MODEL_CARD = "model_card"  # folder of the champion's model card, one file per version
 SERVING_DIR = "serving"  # spec.json, weights.pt (state dict), parity_images.npy
 EXPORT_DIR = "export"  # files written by `pneumobench export`

@@ -11,6 +11,7 @@ and prints the URL that opens it in the "Model training" sidebar (``workflowType
 from __future__ import annotations
 
 import json
+import math
 
 import mlflow
 
@@ -23,14 +24,54 @@ LOCAL_UI = "http://127.0.0.1:5000"
 VIEW_METRICS = (*S.RANKED_METRICS, S.N_TEST_EVALUATIONS)
 
 
+# short tag columns the runs table shows whole: value [95% interval] at 3 decimals
+SHOWN = (
+    ("sens_at_spec", S.RANKED_METRICS[0]),
+    ("roc_auc", S.test_metric("roc_auc")),
+    ("deployed_sens", S.test_metric(S.point_metric(S.DEPLOYED_POINT, "recall"))),
+    ("deployed_spec", S.test_metric(S.point_metric(S.DEPLOYED_POINT, "specificity"))),
+    ("ece", S.test_metric("ece")),
+)
+FINAL_MODELS = f"tags.`{S.ROLE}` = '{S.ROLE_MODEL}' and tags.`{S.FINAL}` = '{S.FINAL_DONE}'"
+
+
+def display_tags(metrics: dict[str, float]) -> dict[str, str]:
+    """``show.<column>`` -> ``0.933 [0.901, 0.958]`` for each shown metric a run logged."""
+    out = {}
+    for column, key in SHOWN:
+        value = metrics.get(key)
+        if value is None or not math.isfinite(value):
+            continue
+        low, high = (metrics.get(k) for k in S.ci_names(key))
+        text = f"{value:.3f}"
+        if low is not None and high is not None:
+            text += f" [{low:.3f}, {high:.3f}]"
+        out[f"{S.SHOW_PREFIX}{column}"] = text
+    return out
+
+
+def refresh_display_tags(experiment_id: str) -> int:
+    """Write the display tags on every final model run of the experiment; how many runs."""
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([experiment_id], filter_string=FINAL_MODELS, max_results=5000)
+    for run in runs:
+        for key, value in display_tags(run.data.metrics).items():
+            if run.data.tags.get(key) != value:
+                client.set_tag(run.info.run_id, key, value)
+    return len(runs)
+
+
 def view_state() -> dict:
-    """The saved runs-table view: Dataset, model, the ranked test metrics; best recall first."""
+    """The saved runs-table view: final models only, Dataset, model, the shown metrics with
+    their intervals (3 decimals); best sensitivity at the specificity target first."""
     columns = ["attributes.`Dataset`", f"tags.`{S.MODEL}`"]
-    columns += [f"metrics.`{m}`" for m in VIEW_METRICS]
+    columns += [f"tags.`{S.SHOW_PREFIX}{c}`" for c, _ in SHOWN]
+    columns += [f"metrics.`{S.N_TEST_EVALUATIONS}`"]
     return {
         "selectedColumns": columns,
         "orderByKey": f"metrics.`{VIEW_METRICS[0]}`",
         "orderByAsc": False,
+        "searchFilter": FINAL_MODELS,
     }
 
 
@@ -41,9 +82,12 @@ def install_view(experiment_id: str) -> None:
 
 def runs_url(experiment_id: str, base: str = LOCAL_UI) -> str:
     """The URL of the experiment's runs table with the leaderboard view."""
+    from urllib.parse import quote
+
     return (
         f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs"
         f"?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
+        f"&searchFilter={quote(FINAL_MODELS)}"
     )
 
 

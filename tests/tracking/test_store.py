@@ -16,6 +16,7 @@ import pytest
 from pneumobench.commands.main import main
 from pneumobench.config import parse_config
 from pneumobench.data import prepare_data
+from pneumobench.text import command
 from tests.conftest import ROOT, tiny_config, write_config
 from tests.servers import silent_port
 
@@ -132,7 +133,7 @@ def test_a_full_disk_is_one_clear_error_runs_closed_and_a_rerun_finishes(
     assert main(["run", str(config)]) == 2
     err = capsys.readouterr().err
     assert f"no space left on the device holding {full}" in err and "Traceback" not in err
-    assert f"Resume with: pneumobench run {config}" in err
+    assert f"Resume with: {command()} run {config}" in err
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert runs and not [r for r in runs if r.info.status == "RUNNING"]
