@@ -65,6 +65,7 @@ def run_experiment(
     _print_data(console, config, data, str(device), time.perf_counter() - started)
     outcomes = []
     with make_progress(console) as progress:
+        progress.run_started([(p.label, p.n_trials, p.protocol.max_epochs) for p in plans])
         ctx = ExperimentContext(
             config, data, experiment_id, device, claims, console, progress, force
         )

@@ -8,6 +8,7 @@ What is logged lives in :class:`pneumobench.tracking.writer.TrialRun`; what is k
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import optuna
 import torch
@@ -104,6 +105,7 @@ def objective(trial: optuna.Trial, setup: TrialSetup, admission: Admission) -> f
                 device=setup.device,
                 seed=plan.seed,
                 on_epoch=on_epoch,
+                on_batch=partial(setup.progress.batch, plan.label),
             )
             if beats(result.best_score, trial.number, best_trial(trial.study), plan.direction):
                 path = setup.checkpoints.save(

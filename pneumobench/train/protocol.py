@@ -39,6 +39,7 @@ from pneumobench.train.device import (
 )
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+BatchCallback = Callable[[int, int], None]  # (images done, images in the epoch)
 
 
 class DivergedError(RuntimeError):
@@ -83,11 +84,13 @@ def fit(
     device: torch.device,
     seed: int,
     on_epoch: EpochCallback | None = None,
+    on_batch: BatchCallback | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data.train`` by the protocol, early-stopping on ``objective`` measured
     on ``data.val``; the best epoch's weights are restored into ``model`` and returned.
 
-    ``on_epoch(epoch, metrics)`` sees every epoch's metrics and may raise to stop (pruning).
+    ``on_epoch(epoch, metrics)`` sees every epoch's metrics and may raise to stop (pruning);
+    ``on_batch(images_done, images_total)`` follows the running epoch (progress).
     Raises :class:`DivergedError` when the training loss stops being finite.
     """
     t = _Training.start(model, data, protocol, augment, device, seed)
@@ -95,7 +98,7 @@ def fit(
     history: list[dict[str, float]] = []
     stale = 0
     for epoch in range(1, protocol.max_epochs + 1):
-        metrics = _train_and_validate(model, t, data, protocol, device, epoch)
+        metrics = _train_and_validate(model, t, data, protocol, device, epoch, on_batch)
         history.append({"epoch": epoch, **metrics})
         if best is None or is_better(metrics[objective], best.best_score, direction):
             kept = t.ema.module if t.ema is not None else model  # what was validated
@@ -175,6 +178,7 @@ def _train_and_validate(
     protocol: ProtocolConfig,
     device: torch.device,
     epoch: int,
+    on_batch: BatchCallback | None = None,
 ) -> dict[str, float]:
     """One epoch of training (backbone frozen during the first ``freeze_epochs``), then the
     validation metrics and the epoch's training numbers."""
@@ -192,6 +196,7 @@ def _train_and_validate(
         device,
         ema=t.ema,
         precision=protocol.precision,
+        on_batch=on_batch,
     )
     seconds = time.perf_counter() - started
     if not math.isfinite(train_loss):
@@ -255,10 +260,13 @@ def train_one_epoch(
     device: torch.device,
     ema: Any = None,
     precision: str = "auto",
+    on_batch: BatchCallback | None = None,
 ) -> float:
     """The hot loop: no per-step host sync; the mean loss is read once at the end. ``ema``
-    (timm ModelEmaV3) is updated after every optimizer step."""
+    (timm ModelEmaV3) is updated after every optimizer step; ``on_batch`` hears how many
+    images have been stepped on (a count: it never waits for the device)."""
     loss_sum = torch.zeros((), device=device)
+    done = 0
     for x, y in train.batches(batch_size, shuffle=True, generator=generator):
         interrupts.check()  # a plain flag: a lost Ctrl-C stops within one batch
         loss = train_step(
@@ -268,6 +276,9 @@ def train_one_epoch(
             ema.steps = getattr(ema, "steps", 0) + 1
             ema.update(model, step=ema.steps)
         loss_sum += loss.detach() * len(y)
+        done += len(y)
+        if on_batch is not None:
+            on_batch(done, len(train))
     return float(loss_sum) / len(train)
 
 
