@@ -49,6 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--format", choices=("table", "json"), default="table")
 
 
+LEAKS_CSV = "data-check-leaks.csv"  # written to the current folder when leaks are found
+
+
 def main(args: argparse.Namespace, console: Console) -> int:
     """Run ``data fetch`` or ``data check``; the exit code."""
     if args.data_command == "fetch":
@@ -97,6 +100,10 @@ def _check(args: argparse.Namespace, console: Console) -> int:
     if args.format == "json":
         print(check.to_json())
     else:
-        for line in render(check):
+        leaks_csv = None
+        if check.leaks.found:
+            leaks_csv = Path(LEAKS_CSV).resolve()
+            leaks_csv.write_text(check.leaks.to_csv())
+        for line in render(check, leaks_csv):
             console.print(line)
     return EXIT_PROBLEMS if check.problems else EXIT_CLEAN

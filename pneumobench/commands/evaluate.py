@@ -8,6 +8,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from pneumobench.text import command
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """``evaluate`` and its options."""
@@ -47,6 +49,6 @@ def main(args: argparse.Namespace, console: Console) -> int:
     done = [o for o in outcomes if o.result is not None]
     console.print(
         f"{len(done)} of {len(outcomes)} model(s) evaluated on {external.name}; see "
-        f"`pneumobench leaderboard --config {args.config}` and `pneumobench report`"
+        f"`{command()} leaderboard --config {args.config}` and `{command()} report`"
     )
     return 0 if done or any("already evaluated" in (o.skipped or "") for o in outcomes) else 1

@@ -48,7 +48,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
         return 1
     paths = write_report(report, args.out)
     console.print(
-        f"report: [bold]{args.out}[/] ({len(report.figures)} figures, {len(report.models)} models)"
+        f"report: [bold]{args.out}[/] ({report.n_figures} figures, {len(report.models)} models)"
     )
     for note in report.notes:
         console.print(f"  [dim]{note}[/]")

@@ -211,8 +211,9 @@ def _identical_within(records: list[ImageRecord], digests: list[str], bad: dict)
     return sum(1 for n in groups.values() if n > 1)
 
 
-def render(check: DatasetCheck) -> list:
-    """Rich renderables: the per-split table, then the findings."""
+def render(check: DatasetCheck, leaks_csv: Path | None = None) -> list:
+    """Rich renderables: the per-split table, then the findings; leaks in one line naming
+    ``leaks_csv`` (written by the caller) rather than one line each."""
     from rich.table import Table
 
     names = class_names_for("binary")
@@ -234,18 +235,23 @@ def render(check: DatasetCheck) -> list:
             sizes,
             ", ".join(f"{m} ×{n}" for m, n in f.modes.most_common()),
         )
-    out: list = [table, f"leaks across splits: {check.leaks.summary()}"]
+    where = f"; each listed in {leaks_csv}" if leaks_csv and check.leaks.found else ""
+    out: list = [table, f"leaks across splits: {check.leaks.summary()}{where}"]
     if check.identical_within_splits:
         out.append(
             f"{check.identical_within_splits} group(s) of byte-identical images inside one split "
             "(no leak; they weigh double in training)"
         )
     problems = check.problems
+    if leaks_csv is not None:
+        problems = [p for p in problems if not p.startswith("leak: ")]
     if problems:
         out.append(f"[bold red]{len(problems)} problem(s)[/]:")
         out += [f"  - {p}" for p in problems[:40]]
         if len(problems) > 40:
             out.append(f"  ... and {len(problems) - 40} more (--format json lists them all)")
+    elif check.leaks.found:
+        out.append("[bold yellow]no unreadable file, no layout problem; leaks as above[/]")
     else:
         out.append("[bold green]clean[/]: no unreadable file, no layout problem, no leak")
     return out

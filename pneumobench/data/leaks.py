@@ -78,17 +78,15 @@ class LeakReport:
 
 
 def fingerprints(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) uint64 pHash and (N, 1024) unit-norm, mean-free 32x32 thumbnails of (N, H, W) images."""
-    import torch
-    import torch.nn.functional as F
+    """(N,) uint64 pHash and (N, 1024) unit-norm, mean-free 32x32 thumbnails of (N, H, W) images
+    (NumPy only: ``data check`` answers without importing torch)."""
     from scipy.fft import dctn
 
     hashes = np.zeros(len(images), dtype=np.uint64)
     thumbs = np.zeros((len(images), 1024), dtype=np.float32)
     weights = (1 << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
     for start in range(0, len(images), 2048):
-        chunk = torch.from_numpy(np.asarray(images[start : start + 2048], dtype=np.float32))
-        small = F.interpolate(chunk.unsqueeze(1), size=(32, 32), mode="area").squeeze(1).numpy()
+        small = area_resize(np.asarray(images[start : start + 2048]), 32)
         low = dctn(small, axes=(1, 2), norm="ortho")[:, :8, :8].reshape(len(small), 64)
         median = np.median(low[:, 1:], axis=1, keepdims=True)  # the DC term would dominate
         bits = (low > median).astype(np.uint64)
@@ -99,6 +97,26 @@ def fingerprints(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             np.linalg.norm(flat, axis=1, keepdims=True) + 1e-9
         )
     return hashes, thumbs
+
+
+def area_resize(images: np.ndarray, size: int) -> np.ndarray:
+    """(N, size, size) float32 box averages of (N, H, W) images: the output pixel ``i`` averages
+    input rows ``floor(i H / size)`` to ``ceil((i + 1) H / size)``, as torch's adaptive average
+    pooling ("area" interpolation) does."""
+    n, h, w = images.shape
+    integral = np.zeros((n, h + 1, w + 1), dtype=np.float64)
+    integral[:, 1:, 1:] = images.astype(np.float64).cumsum(1).cumsum(2)
+    i = np.arange(size)
+    r0, r1 = (i * h) // size, -((-(i + 1) * h) // size)
+    c0, c1 = (i * w) // size, -((-(i + 1) * w) // size)
+    box = (
+        integral[:, r1][:, :, c1]
+        - integral[:, r0][:, :, c1]
+        - integral[:, r1][:, :, c0]
+        + integral[:, r0][:, :, c0]
+    )
+    area = (r1 - r0)[:, None] * (c1 - c0)[None, :]
+    return (box / area).astype(np.float32)
 
 
 def near_duplicates(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from pneumobench.registry.table import Backbone, register_model
 
+if TYPE_CHECKING:  # torch is imported when a model is built, not when the registry is listed
+    from torch import nn
+
 
 def _conv(cin: int, cout: int) -> list[nn.Module]:
+    from torch import nn
+
     return [
         nn.Conv2d(cin, cout, 3, padding=1, bias=False),
         nn.BatchNorm2d(cout),
@@ -20,6 +25,8 @@ def _conv(cin: int, cout: int) -> list[nn.Module]:
 )
 def simple_cnn(pretrained: bool | str, in_chans: int, image_size: int) -> Backbone:
     """The notebook baseline: two conv blocks, then two hidden fully connected layers."""
+    from torch import nn
+
     module = nn.Sequential(
         *_conv(in_chans, 32),
         nn.MaxPool2d(2),
@@ -41,6 +48,8 @@ def simple_cnn(pretrained: bool | str, in_chans: int, image_size: int) -> Backbo
 )
 def cifar_cnn(pretrained: bool | str, in_chans: int, image_size: int) -> Backbone:
     """A deeper VGG-style CNN from the CIFAR-10 tutorials, size-agnostic by adaptive pooling."""
+    from torch import nn
+
     module = nn.Sequential(
         *_conv(in_chans, 32),
         *_conv(32, 64),

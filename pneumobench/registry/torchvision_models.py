@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 from functools import partial
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from pneumobench.errors import ModelError
 from pneumobench.registry.table import (
@@ -19,6 +18,9 @@ from pneumobench.registry.table import (
     register_prefix,
 )
 from pneumobench.registry.weights import torch_hub_dir, weights_unavailable
+
+if TYPE_CHECKING:  # torch is imported when a model is built, not when the registry is listed
+    from torch import nn
 
 
 def build_torchvision(
@@ -61,6 +63,8 @@ def build_torchvision(
 
 def _drop_classifier(module: nn.Module, name: str) -> int:
     """Replace the last Linear (and a Dropout right before it) with Identity: features out."""
+    from torch import nn
+
     linears = [(n, m) for n, m in module.named_modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ModelError(f"tv:{name} has no linear classifier layer that pneumobench can replace")
@@ -79,6 +83,7 @@ def _adapt_first_conv(module: nn.Module, in_chans: int, name: str) -> None:
     """Grey input: the first convolution's RGB filters adapted by timm's own
     ``adapt_input_conv`` (summed for ``in_chans=1``), exactly as timm models get them."""
     from timm.models import adapt_input_conv
+    from torch import nn
 
     for conv_name, conv in module.named_modules():
         if isinstance(conv, nn.Conv2d) and conv.in_channels == 3:

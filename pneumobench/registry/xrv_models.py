@@ -23,14 +23,14 @@ import os
 import warnings
 from collections.abc import Iterator
 from functools import partial
-
-import torch
-import torch.nn.functional as F
-from torch import nn
+from typing import TYPE_CHECKING
 
 from pneumobench.errors import ModelError
 from pneumobench.registry.table import Architecture, Backbone, register_prefix
 from pneumobench.registry.weights import weights_unavailable
+
+if TYPE_CHECKING:  # torch is imported when a model is built, not when the registry is listed
+    from torch import nn
 
 CACHE_ENV = "PNEUMOBENCH_XRV_CACHE"
 XRV_MEAN, XRV_STD = (0.5,), (1.0 / 2048.0,)
@@ -74,18 +74,6 @@ def weights_file(weights: str) -> str:
     return os.path.join(cache_dir(), os.path.basename(url))
 
 
-class _DenseNetFeatures(nn.Module):
-    """torchxrayvision's DenseNet trunk: features -> ReLU -> global average pool."""
-
-    def __init__(self, features: nn.Module) -> None:
-        super().__init__()
-        self.features = features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.features(x))
-        return F.adaptive_avg_pool2d(out, 1).flatten(1)
-
-
 def build_xrv(weights: str, pretrained: bool | str, in_chans: int, image_size: int) -> Backbone:
     """The torchxrayvision network for ``weights`` (pretrained, or the same shape from scratch)."""
     if in_chans != 1:
@@ -95,6 +83,10 @@ def build_xrv(weights: str, pretrained: bool | str, in_chans: int, image_size: i
             f"xrv:{weights}: the weights are named by the model ('xrv:<weights>'); set "
             "`pretrained: true` or `false`"
         )
+    from torch import nn
+
+    from pneumobench.registry.xrv_features import DenseNetFeatures
+
     xrv = xrv_module()
     if pretrained:
         try:
@@ -115,7 +107,7 @@ def build_xrv(weights: str, pretrained: bool | str, in_chans: int, image_size: i
         net = _untrained(xrv, weights)
         source = "none"
     if weights.startswith("densenet"):
-        module: nn.Module = _DenseNetFeatures(net.features)
+        module: nn.Module = DenseNetFeatures(net.features)
     else:
         trunk = net.model
         trunk.fc = nn.Identity()
@@ -128,6 +120,7 @@ def _untrained(xrv, weights: str) -> nn.Module:
     if weights.startswith("densenet"):
         return xrv.models.DenseNet(weights=None, num_classes=18)
     import torchvision
+    from torch import nn
 
     holder = nn.Module()
     holder.model = torchvision.models.resnet50(weights=None, num_classes=18)

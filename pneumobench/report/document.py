@@ -62,6 +62,12 @@ class Report:
     models: list[str] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)  # clinical, external, checklist
 
+    @property
+    def n_figures(self) -> int:
+        """Every figure, in the sections and after them."""
+        inside = sum(isinstance(b, Figure) for s in self.sections for b in s.blocks)
+        return len(self.figures) + inside
+
 
 def build_report(
     experiment: str,

@@ -22,6 +22,7 @@ tr.failed{background:#fdecea;color:#8a1c12}tr.reference{color:#777;font-style:it
 figure{margin:1rem 0}figure img{max-width:100%;border:1px solid #eee}
 figure.half{display:inline-block;width:49%;margin:.5rem 0;vertical-align:top}
 figcaption,.legend,.note{color:#555;font-size:.85rem}
+section.block td{text-align:left}section.block td.num{text-align:right}
 """
 
 
@@ -84,7 +85,7 @@ def _html_figure(fig: Figure, css: str = "") -> str:
 def _html_section(section: Section) -> str:
     e = html.escape
     slug = section.title.lower().replace(" ", "-")
-    out = [f'<h2 id="{e(slug)}">{e(section.title)}</h2>']
+    out = [f'<section class="block"><h2 id="{e(slug)}">{e(section.title)}</h2>']
     if section.intro:
         out.append(f'<p class="note">{e(section.intro)}</p>')
     for block in section.blocks:
@@ -95,6 +96,7 @@ def _html_section(section: Section) -> str:
                 out.append(f'<p class="legend">{e(block.caption)}</p>')
         else:
             out.append(_html_figure(block))
+    out.append("</section>")
     return "\n".join(out)
 
 

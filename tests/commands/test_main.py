@@ -120,6 +120,37 @@ def test_the_help_imports_neither_torch_nor_mlflow() -> None:
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["models"], ["models", "resnet*"], ["data", "check", "{npz}"]],
+    ids=["help", "models", "models-pattern", "data-check"],
+)
+def test_quick_commands_import_neither_torch_nor_mlflow(argv: list[str], tmp_path: Path) -> None:
+    """What ``python -X importtime`` shows: these commands answer without torch or mlflow."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    npz = tmp_path / "tiny.npz"
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 20), ("val", 6), ("test", 6)):
+        arrays[f"{split}_images"] = rng.integers(0, 255, (n, 28, 28), dtype=np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(n) % 2).reshape(-1, 1)
+    np.savez(npz, **arrays)
+    args = [a.replace("{npz}", str(npz)) for a in argv]
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pneumobench", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert out.returncode in (0, 1), out.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert not imported & {"torch", "mlflow"}, args
+
+
 def test_printed_commands_and_errors_never_show_a_password() -> None:
     from pneumobench.commands.run import PASSWORD_ENV, _secret_from_env
     from pneumobench.text import redact
