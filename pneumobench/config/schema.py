@@ -33,13 +33,19 @@ class ExperimentConfig(StrictModel):
     """One experiment file: the whole benchmark, validated."""
 
     name: str = Field(min_length=1, description="the MLflow experiment")
-    seed: int = 42
-    task: Literal["binary", "multiclass"] = "binary"
+    seed: int = Field(42, description="the split, initial weights, batch order and sampler")
+    task: Literal["binary", "multiclass"] = Field(
+        "binary", description="normal / pneumonia, or normal / bacterial / viral pneumonia"
+    )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     data: DataConfig
     protocol: ProtocolConfig = ProtocolConfig()
     search: SearchConfig = SearchConfig()
-    models: list[ModelEntry] = Field(min_length=1)
+    models: list[ModelEntry] = Field(
+        min_length=1,
+        description="registry names, or {name, label, pretrained, n_trials, seeds, protocol, space} "
+        "entries (pretrained: true, false, or a weights tag)",
+    )
     plugins: list[str] = Field(
         default_factory=list,
         description="model plugins: Python files (relative to this config) or importable modules "

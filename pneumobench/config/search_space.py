@@ -136,13 +136,25 @@ def _check_space_keys(space: dict[str, Any]) -> dict[str, Any]:
 class SearchConfig(StrictModel):
     """The Optuna search of every model (``search:``)."""
 
-    n_trials: int = Field(10, ge=1)
+    n_trials: int = Field(10, ge=1, description="finished (complete or pruned) trials per model")
     timeout: float | None = Field(None, gt=0, description="seconds per model study")
-    sampler: Literal["tpe", "random"] = "tpe"
-    pruner: Literal["median", "hyperband", "none"] = "median"
-    objective: str = VAL_F1
-    storage: str = DEFAULT_STORAGE_URL
-    space: dict[str, Param] = Field(default_factory=_default_space)
+    sampler: Literal["tpe", "random"] = Field("tpe", description="seeded TPE, or random search")
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        "median", description="stops unpromising trials early, by their validation objective"
+    )
+    objective: str = Field(
+        VAL_F1,
+        description="val_f1, val_recall, val_precision, val_accuracy, val_auc, val_specificity or "
+        "val_loss (minimized): what the search optimizes and early stopping watches",
+    )
+    storage: str = Field(
+        DEFAULT_STORAGE_URL, description="any Optuna RDB URL; PostgreSQL for several workers"
+    )
+    space: dict[str, Param] = Field(
+        default_factory=_default_space,
+        description="{name: {type: float|int, low, high, log, step}} or {type: categorical, "
+        "choices: [...]}; names are protocol keys",
+    )
     heartbeat_interval: int = Field(
         30, ge=1, description="seconds between a running trial's heartbeats (Optuna RDB storage)"
     )

@@ -23,10 +23,10 @@ class AugmentConfig(StrictModel):
     """Random affine jitter (and optional intensity jitter) applied to whole batches as tensors
     (never per image through PIL)."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="random affine jitter of each training batch")
     rotation: float = Field(10.0, ge=0, le=180, description="max rotation, degrees")
     translate: float = Field(0.05, ge=0, le=0.5, description="max shift, fraction of the side")
-    scale: tuple[float, float] = (0.9, 1.1)
+    scale: tuple[float, float] = Field((0.9, 1.1), description="zoom range [low, high]")
     hflip: bool = Field(
         False, description="off by default: a chest X-ray is not left-right symmetric (heart)"
     )
@@ -62,14 +62,16 @@ class DataConfig(StrictModel):
     """Where the images are and how they become arrays (``data:``)."""
 
     source: str = Field("folder", description="a data source: folder | medmnist")
-    path: Path
-    image_size: int = Field(64, ge=16, le=1024)
+    path: Path = Field(description="the data folder, or the .npz file / its folder")
+    image_size: int = Field(64, ge=16, le=1024, description="square side in px, for every model")
     resize: Literal["squash", "center_crop", "pad"] = Field(
         "pad",
         description="how non-square images become square: stretch, central square, black borders "
         "(pad: best on validation in the measurement of benchmarks/resize/)",
     )
-    val_fraction: float = Field(0.1, gt=0, lt=0.5)
+    val_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="share of train carved off as validation, by patient"
+    )
     merge_official_val: bool = Field(
         True, description="fold the official 16-image val folder into train before carving"
     )
@@ -123,19 +125,25 @@ class DataConfig(StrictModel):
 class ProtocolConfig(StrictModel):
     """The one transfer-learning protocol every model goes through. Searchable fields are marked."""
 
-    max_epochs: int = Field(10, ge=1)
+    max_epochs: int = Field(10, ge=1, description="epoch budget of every training")
     freeze_epochs: int = Field(1, ge=0, description="epochs with a frozen pretrained backbone")
     patience: int = Field(3, ge=1, description="early stopping on the search objective")
-    class_weights: Literal["balanced", "none"] = "balanced"
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = Field(1e-3, gt=0)
-    backbone_lr_mult: float = Field(0.1, gt=0, le=1)
-    weight_decay: float = Field(1e-4, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    dropout: float = Field(0.2, ge=0, lt=1)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    batch_size: int = Field(64, ge=1)
-    scheduler: Literal["cosine", "none"] = "cosine"
+    class_weights: Literal["balanced", "none"] = Field(
+        "balanced", description="cross-entropy weighted by the training labels' class shares"
+    )
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="sgd uses momentum")
+    lr: float = Field(1e-3, gt=0, description="learning rate of the head (searched by default)")
+    backbone_lr_mult: float = Field(
+        0.1, gt=0, le=1, description="a pretrained backbone trains at lr times this"
+    )
+    weight_decay: float = Field(1e-4, ge=0, description="searched by default")
+    momentum: float = Field(0.9, ge=0, lt=1, description="optimizer: sgd only")
+    dropout: float = Field(0.2, ge=0, lt=1, description="before the head (searched by default)")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="of the cross-entropy")
+    batch_size: int = Field(64, ge=1, description="training images per step")
+    scheduler: Literal["cosine", "none"] = Field(
+        "cosine", description="per epoch, to 1% of lr at the last epoch"
+    )
     warmup_epochs: int = Field(
         0, ge=0, description="epochs of linear LR warmup (from 10% of lr) before the schedule"
     )
@@ -154,7 +162,7 @@ class ProtocolConfig(StrictModel):
         "param_groups_layer_decay): layer i of n trains at lr * backbone_lr_mult * "
         "layer_decay^(n-1-i); 1 is off",
     )
-    eval_batch_size: int = Field(512, ge=1)
+    eval_batch_size: int = Field(512, ge=1, description="images per forward pass when predicting")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
         description="training steps' arithmetic: auto is mixed precision on CUDA (bf16, else "
@@ -201,7 +209,7 @@ class EvaluationConfig(StrictModel):
     bootstrap_resamples: int = Field(
         2000, ge=100, description="bootstrap resamples of the test patients (stratified by class)"
     )
-    ci_level: float = Field(0.95, gt=0.5, lt=1)
+    ci_level: float = Field(0.95, gt=0.5, lt=1, description="of every interval")
     alpha: float = Field(0.05, gt=0, lt=0.5, description="significance level, Holm-adjusted")
     operating_points: OperatingPointsConfig = OperatingPointsConfig()
     calibration_bins: int = Field(
@@ -250,7 +258,11 @@ class EvaluationConfig(StrictModel):
 class TrackingConfig(StrictModel):
     """Where and what MLflow records (``tracking:``)."""
 
-    uri: str = DEFAULT_TRACKING_URI
+    uri: str = Field(
+        DEFAULT_TRACKING_URI,
+        description="MLflow tracking URI; http://host:5000 for a server; artifacts go to mlruns/ "
+        "beside a SQLite store",
+    )
     artifact_location: str | None = Field(
         None, description="artifact root for new experiments; default ./mlruns beside a local store"
     )
