@@ -78,3 +78,25 @@ def test_pixels_module_is_standalone() -> None:
 def test_the_pyfunc_model_code_needs_no_pneumobench() -> None:
     imports = _imports(PACKAGE / "tracking" / "pyfunc_model.py")
     assert "pneumobench" not in imports
+
+
+def test_generated_docs_pages_match_their_sources_and_the_readme_fits_a_screen() -> None:
+    """docs/configuration.md is the schema, docs/index.md the README; the README stays short."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "docs_pages.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.encode()) <= 12 * 1024
+    quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    commands = [
+        line
+        for line in quickstart.split("```bash", 1)[1].split("```", 1)[0].splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert len(commands) == 2 and commands[1].endswith("uv run --frozen pytest")

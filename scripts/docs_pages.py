@@ -1,8 +1,11 @@
-"""Write docs/configuration.md from the config schema itself (pydantic), so the reference cannot
-drift from what the loader accepts: every key, its type, its default and its description.
+"""Write the docs pages made from other sources, so they cannot drift:
 
-    uv run python scripts/config_reference.py          # rewrite docs/configuration.md
-    uv run python scripts/config_reference.py --check  # exit 1 if it is out of date (CI, tests)
+- ``docs/configuration.md`` from the config schema itself (pydantic): every key, its type, its
+  default and its description;
+- ``docs/index.md`` (the site's home page) from ``README.md``, links rewritten for the site.
+
+    uv run python scripts/docs_pages.py          # rewrite both
+    uv run python scripts/docs_pages.py --check  # exit 1 if either is out of date (tests)
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from pydantic_core import PydanticUndefined
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "docs" / "configuration.md"
+INDEX = ROOT / "docs" / "index.md"
 HEADER = """# Configuration reference
 
-Generated from the schema by `scripts/config_reference.py` (a test fails when this page and the
+Generated from the schema by `scripts/docs_pages.py` (a test fails when this page and the
 schema disagree). Every key is validated when a config loads: an unknown key names its location
 and the closest valid key, a wrong type says what was expected. How the keys work together:
 [Configuration](configuration-guide.md).
@@ -87,23 +91,30 @@ def rows(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 
 def render() -> str:
+    """The configuration reference page."""
     from pneumobench.config.schema import ExperimentConfig
 
     return HEADER + "\n".join(rows(ExperimentConfig)) + "\n"
+
+
+def index() -> str:
+    """The README as the site's home page: its ``docs/`` links made relative to the site."""
+    return (ROOT / "README.md").read_text().replace("](docs/", "](")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
-    text = render()
+    pages = {TARGET: render(), INDEX: index()}
+    stale = [p for p, text in pages.items() if not p.is_file() or p.read_text() != text]
     if args.check:
-        if TARGET.read_text() != text:
-            print(f"{TARGET} is out of date: run scripts/config_reference.py", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text)
-    print(f"-> {TARGET}")
+        for page in stale:
+            print(f"{page} is out of date: run scripts/docs_pages.py", file=sys.stderr)
+        return 1 if stale else 0
+    for page, text in pages.items():
+        page.write_text(text)
+        print(f"-> {page}")
     return 0
 
 
