@@ -27,6 +27,7 @@ import numpy as np
 from rich.console import Console
 from sklearn.metrics import roc_auc_score
 
+from pneumobench.benchmark.deploy import publish_ensemble
 from pneumobench.config import ExperimentConfig
 from pneumobench.config.plan import plan_models
 from pneumobench.data import PreparedData
@@ -162,7 +163,7 @@ def build_ensemble(
         return None
     names = ",".join(m.name for m in chosen)
     row = EnsembleRow(
-        ensemble_label(k),
+        ensemble_label(len(chosen)),  # named by its members, which may be fewer than k
         chosen,
         {S.ENSEMBLE_KIND: S.ENSEMBLE_TOP_K, S.SEED: str(config.seed)},
         f"{names}, chosen by validation ROC AUC",
@@ -210,8 +211,45 @@ def _evaluate(run: EnsembleRun, row: EnsembleRow) -> str | None:
     val_probs = np.mean([m.val_probs for m in members], axis=0)
     test_probs = np.mean([m.test_probs for m in members], axis=0)
     result = evaluate_probabilities(test_probs, val_probs, data, config.evaluation, config.seed)
+    tags = _tags(config, data, names, members, kind_tags)
+    metrics = {
+        **metrics_to_log(result),
+        **{f"member_val_auc_{m.name}": m.val_auc for m in members},
+    }
+    run_id = writer.log_ensemble_run(
+        experiment_id,
+        label,
+        tags,
+        metrics,
+        result.predictions_csv(data.test.keys, data.class_names),
+        validation_csv(result, data) or "",
+        final_model_figures(result, data.class_names, label),
+        looks + 1,
+    )
+    console.print(f"[bold green]{label}[/] ({description}): {headline(result, config.evaluation)}")
+    publish_ensemble(
+        run_id,
+        [m.run_id for m in members],
+        label,
+        result.thresholds,
+        config,
+        data.test.images,
+        test_probs,
+        console,
+    )
+    return run_id
+
+
+def _tags(
+    config: ExperimentConfig,
+    data: PreparedData,
+    names: str,
+    members: list[Member],
+    kind_tags: dict[str, str],
+) -> dict[str, str]:
+    """An ensemble row's tags: what it averages, the data and how it was judged."""
     targets = config.evaluation.operating_points
-    tags = {
+    return {
         S.MODEL: f"{FAMILY}({names})",
         S.FAMILY: FAMILY,
         S.ENSEMBLE_MEMBERS: names,
@@ -228,22 +266,6 @@ def _evaluate(run: EnsembleRun, row: EnsembleRow) -> str | None:
         **S.evaluation_tags(targets.sensitivity, targets.specificity, data.has_patient_ids),
         **kind_tags,
     }
-    metrics = {
-        **metrics_to_log(result),
-        **{f"member_val_auc_{m.name}": m.val_auc for m in members},
-    }
-    run_id = writer.log_ensemble_run(
-        experiment_id,
-        label,
-        tags,
-        metrics,
-        result.predictions_csv(data.test.keys, data.class_names),
-        validation_csv(result, data) or "",
-        final_model_figures(result, data.class_names, label),
-        looks + 1,
-    )
-    console.print(f"[bold green]{label}[/] ({description}): {headline(result, config.evaluation)}")
-    return run_id
 
 
 def _latest_singles(store: Any, experiment_id: str, digest: str) -> dict[str, Any]:

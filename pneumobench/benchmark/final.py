@@ -45,6 +45,7 @@ class SeedRepeat:
     metrics: dict[str, float]  # argmax and operating-point metrics, without the test_ prefix
     result: HeldOutResult | None  # None: not evaluated now (the searched model, or logged before)
     run_id: str | None = None  # the run of a repeat logged before
+    model: nn.Module | None = None  # the retrained model (trained now): its serving bundle
 
 
 def evaluate_best(
@@ -107,7 +108,7 @@ def repeat_with_seeds(
             evaluation.model_copy(update={"bootstrap_resamples": REPEAT_RESAMPLES}),
             seed,
         )
-        yield SeedRepeat(seed, repeat.all_metrics(), repeat)
+        yield SeedRepeat(seed, repeat.all_metrics(), repeat, model=model)
 
 
 def seed_summary(repeats: list[SeedRepeat], keys: list[str]) -> dict[str, float]:

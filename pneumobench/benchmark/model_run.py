@@ -42,7 +42,12 @@ from pneumobench.search.recovery import (
 )
 from pneumobench.search.study import best_trial, counted_trials, open_study
 from pneumobench.serving.bundle import PARITY_IMAGES, ModelSpec
-from pneumobench.serving.publish import failure_panel, publish, saliency_panel
+from pneumobench.serving.publish import (
+    failure_panel,
+    log_repeat_bundle,
+    publish,
+    saliency_panel,
+)
 from pneumobench.tracking import reader, writer
 from pneumobench.tracking import schema as S
 from pneumobench.tracking.models import registered_name
@@ -276,23 +281,29 @@ class ModelRun:
         ctx.console.print(final.describe(plan.label, result, plan.objective, evaluation))
         return looks
 
-    def _publish(self, result: final.FinalModel) -> None:
-        """The final model as a serving bundle, a pyfunc model and a registered version."""
+    def _spec(self, result: final.FinalModel, thresholds: dict[str, float], seed: int) -> ModelSpec:
+        """How a final model (or one of its seed repeats) is rebuilt and decides."""
         plan, ctx = self.plan, self.ctx
-        spec = ModelSpec(
+        return ModelSpec(
             label=plan.label,
             registry_name=plan.registry_name,
             class_names=list(ctx.data.class_names),
             image_size=plan.image_size,
             resize=ctx.config.data.resize,
             dropout=result.protocol.dropout,
-            thresholds=dict(result.result.thresholds),
+            thresholds=dict(thresholds),
             experiment=ctx.config.name,
             dataset_digest=ctx.data.digest,
             model_origin=get_architecture(plan.registry_name).origin,
-            seed=plan.seed,
+            seed=seed,
             targets=ctx.config.evaluation.operating_points.model_dump(),
+            tta=ctx.config.evaluation.tta,
         )
+
+    def _publish(self, result: final.FinalModel) -> None:
+        """The final model as a serving bundle, a pyfunc model and a registered version."""
+        plan, ctx = self.plan, self.ctx
+        spec = self._spec(result, result.result.thresholds, plan.seed)
         test = ctx.data.test
         test_images = test.images
         try:
@@ -361,6 +372,9 @@ class ModelRun:
                     validation_csv(repeat.result, ctx.data),
                     ctx.data.test_digest,
                 )
+                if repeat.model is not None:  # its weights: seed ensembles can then deploy
+                    spec = self._spec(result, repeat.result.thresholds, repeat.seed)
+                    log_repeat_bundle(run_id, repeat.model, spec, ctx.data.test.images)
             members.append(run_id)
             verb = "kept from before" if repeat.seed in done else "test"
             ctx.console.print(

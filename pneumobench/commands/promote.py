@@ -43,8 +43,9 @@ def promote_champion(
     console: Console,
     evaluation: EvaluationConfig | None = None,
 ) -> int:
-    """Move ``champion`` to the top single row, or (``evaluation.champion: validation``) to
-    the best single row on validation; say what happened. 0 when set."""
+    """Move ``champion`` to the top row that has a registered model (ensembles included), or
+    (``evaluation.champion: validation``) to the best such row on validation; say what
+    happened, and which row it is when it is not the top row. 0 when set."""
     from pneumobench.report.leaderboard import best_on_validation, normalize_metric, targets_of
     from pneumobench.tracking import models as tracked
 
@@ -52,11 +53,12 @@ def promote_champion(
     if not evaluated:
         console.print(f"[yellow]no evaluated model in {name}: no champion to promote[/]")
         return 1
-    singles = [r for r in evaluated if not r.is_ensemble]
-    top = singles[0] if singles else evaluated[0]
+    tracked.connect(uri)
+    deployable = [r for r in evaluated if tracked.version_of_run(name, r.run_id) is not None]
+    top = deployable[0] if deployable else evaluated[0]
     if evaluation is not None and evaluation.champion == "validation":
         targets = targets_of(rows, evaluation.operating_points)
-        chosen = best_on_validation(uri, rows, normalize_metric(metric), targets)
+        chosen = best_on_validation(uri, deployable or rows, normalize_metric(metric), targets)
         if chosen is not None:
             top = chosen
             console.print(
@@ -65,10 +67,10 @@ def promote_champion(
             )
     elif top is not evaluated[0]:
         console.print(
-            f"the top row by {metric}, {evaluated[0].model}, is an ensemble (not one registered "
-            f"model): the champion alias goes to the best single model, {top.model}"
+            f"[yellow]the top row by {metric}, {evaluated[0].model}, has no registered model[/] "
+            f"(its reason was printed when it was evaluated): the champion alias, and so predict, "
+            f"export and serving, go to the best deployable row, {top.model}"
         )
-    tracked.connect(uri)
     previous, new = tracked.set_champion(name, top.run_id, metric)
     registered = tracked.registered_name(name)
     if new is None:

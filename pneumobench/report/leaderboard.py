@@ -96,6 +96,9 @@ def load_leaderboard(
     evaluated = [r for r in rows if r.evaluated]
     if not evaluated:
         return rows
+    deployed = _alias_run(store, experiment)
+    for row in evaluated:
+        row.deployed = row.run_id == deployed
     by_label = {r.model: r for r in evaluated}
     for name, runs in reader.external_runs(store, exp.experiment_id).items():
         for label, run in runs.items():
@@ -110,6 +113,16 @@ def load_leaderboard(
     if compare:
         _chance(store, evaluated, key, evaluation, targets)
     return rows
+
+
+def _alias_run(store: Any, experiment: str) -> str | None:
+    """The run the registry's ``champion`` alias points at (None: no alias, no registry)."""
+    from pneumobench.tracking.models import CHAMPION, registered_name
+
+    try:
+        return str(store.get_model_version_by_alias(registered_name(experiment), CHAMPION).run_id)
+    except Exception:  # MlflowException: no such model or alias; a store without a registry
+        return None
 
 
 def _chance(
@@ -142,14 +155,14 @@ def _chance(
 def best_on_validation(
     tracking_uri: str, rows: list[LeaderboardRow], key: str, targets: OperatingPointsConfig
 ) -> LeaderboardRow | None:
-    """The single (not ensemble) evaluated row with the best VALIDATION value of the ranked
-    metric, recomputed from each final model's logged validation predictions at its own
-    thresholds; None when no row has them."""
+    """The evaluated row (a single model or an ensemble: its members were chosen on validation
+    too) with the best VALIDATION value of the ranked metric, recomputed from each row's logged
+    validation predictions at its own thresholds; None when no row has them."""
     store = client(tracking_uri)
     metric = leaderboard_metric(key)
     best: tuple[float, LeaderboardRow] | None = None
     for row in rows:
-        if not row.evaluated or row.is_ensemble:
+        if not row.evaluated:
             continue
         try:
             _, y, probs, _ = reader.read_predictions(store, row.run_id, S.VAL_PREDICTIONS)

@@ -71,8 +71,14 @@ def _with_interval(row: LeaderboardRow, key: str, seeds: bool = True) -> str:
     return f"{text} [{_fmt(low)}, {_fmt(high)}]" if low is not None else text
 
 
+DEPLOYED_MARK = "▶"  # the row the registry's champion alias points at, when not the top row
+
+
 def _label(row: LeaderboardRow) -> str:
-    return f"{row.model} ({row.n_seeds} seeds)" if row.n_seeds > 1 else row.model
+    label = f"{row.model} ({row.n_seeds} seeds)" if row.n_seeds > 1 else row.model
+    if row.deployed and not row.champion:  # the alias points at one run: one such row at most
+        label = f"{DEPLOYED_MARK} {label} (deployed)"
+    return label
 
 
 # --- block 1: the ranking --------------------------------------------------------------------
@@ -254,6 +260,17 @@ def legend(key: str, rows: list[LeaderboardRow] | None = None) -> str:
         "not shown to differ from the top row (Holm, alpha as configured); B: worse. The top "
         "row is itself selected on this test set: its numbers are optimistic. chance: what a "
         "random scorer reaches on these test labels; a row marked (chance) does not clear it."
+        + _deployed_note(rows or [])
+    )
+
+
+def _deployed_note(rows: list[LeaderboardRow]) -> str:
+    deployed = next((r for r in rows if r.deployed), None)
+    if deployed is None or deployed.champion:
+        return ""
+    return (
+        f" {DEPLOYED_MARK} (deployed): the registry's champion alias, what predict, export and "
+        f"serving use, is {deployed.model}: the top row has no registered model."
     )
 
 

@@ -62,7 +62,8 @@ class LeaderboardRow:
     validation_note: str | None = None  # what validation is, where it is weak
     metrics: dict[str, float] = field(default_factory=dict)  # the logged test/val numbers
     rank: int | None = None
-    champion: bool = False
+    champion: bool = False  # the top row
+    deployed: bool = False  # what the registry's champion alias (predict, export, serving) is
     comparison: Comparison | None = None
     group: str | None = None  # A: not shown to be worse than the top row; B: worse
     significantly_worse: bool | None = None

@@ -15,6 +15,7 @@ cannot make ``predict`` or ``export`` run code.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,8 @@ class ModelSpec:
     model_origin: str = "pneumobench"  # registry entry's origin (a plugin file for own models)
     seed: int = 0
     targets: dict[str, float] = field(default_factory=dict)  # sensitivity / specificity targets
+    members: list[dict] = field(default_factory=list)  # an ensemble: [{folder, weight}] (ensemble)
+    tta: str = "none"  # hflip: the network averages each image with its mirror, as evaluated
 
     @property
     def threshold(self) -> float:
@@ -85,6 +88,21 @@ def write_bundle(
     return folder
 
 
+def write_ensemble_bundle(
+    folder: Path, spec: ModelSpec, members: list[tuple[Path, float]], parity_images: np.ndarray
+) -> Path:
+    """Copy each member's bundle into ``folder/members/<i>`` and write the ensemble's spec
+    (its ``members`` filled in)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spec.members = []
+    for i, (member, weight) in enumerate(members):
+        shutil.copytree(member, folder / "members" / str(i))
+        spec.members.append({"folder": f"members/{i}", "weight": weight})
+    (folder / SPEC_FILE).write_text(spec.to_json())
+    np.save(folder / PARITY_FILE, np.ascontiguousarray(parity_images[:PARITY_IMAGES], np.uint8))
+    return folder
+
+
 def load_bundle(folder: Path) -> tuple[torch.nn.Module, ModelSpec]:
     """The model (eval mode, CPU) and its spec, rebuilt from the registry + ``weights_only``."""
     from pneumobench.registry import create_model
@@ -96,6 +114,10 @@ def load_bundle(folder: Path) -> tuple[torch.nn.Module, ModelSpec]:
             "since predict/export exist): evaluate the model again with `pneumobench run --force`"
         )
     spec = ModelSpec.from_json(spec_path.read_text())
+    if spec.members:
+        from pneumobench.serving.ensemble import load_ensemble
+
+        return load_ensemble(folder, spec.members, load_bundle), spec
     model = create_model(
         spec.registry_name,
         len(spec.class_names),
@@ -118,6 +140,10 @@ def load_bundle(folder: Path) -> tuple[torch.nn.Module, ModelSpec]:
             f"now (missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}): was the model "
             "(or its plugin) changed since the run?"
         )
+    if spec.tta == "hflip":
+        from pneumobench.serving.ensemble import MirrorAveraged
+
+        model = MirrorAveraged(model)
     return model.eval(), spec
 
 

@@ -98,10 +98,20 @@ def publish(
             S.MODEL: spec.registry_name,
         }
         tags.update({k: f"{metrics[k]:.4f}" for k in VERSION_METRICS if k in metrics})
-        return tracked.log_serving(bundle, traced, spec.experiment, tags, _png(sample[0]))
+        return tracked.log_serving(bundle, traced, spec.experiment, tags, png_bytes(sample[0]))
 
 
-def _png(image: np.ndarray) -> bytes:
+def log_repeat_bundle(
+    run_id: str, model: torch.nn.Module, spec: ModelSpec, test_images: np.ndarray
+) -> None:
+    """A seed repeat's serving bundle in its own run (not registered: an ensemble of seeds
+    holding it can be)."""
+    with tempfile.TemporaryDirectory(prefix="pneumobench-repeat-") as tmp:
+        bundle = write_bundle(Path(tmp) / "bundle", model.cpu().eval(), spec, test_images)
+        tracked.log_bundle(run_id, bundle)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
     out = io.BytesIO()
     Image.fromarray(image, mode="L").save(out, format="PNG")
     return out.getvalue()

@@ -87,6 +87,11 @@ def log_serving(
     return str(version.version)
 
 
+def log_bundle(run_id: str, bundle: Path) -> None:
+    """A serving bundle as the ``serving/`` artifacts of a (finished) run."""
+    mlflow.MlflowClient().log_artifacts(run_id, str(bundle), S.SERVING_DIR)
+
+
 def _output_schema(bundle: Path):
     """p_<class> per class, the score, the threshold, the decision and the error text."""
     import json

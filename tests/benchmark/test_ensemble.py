@@ -51,6 +51,29 @@ def test_ensemble_row_is_the_mean_of_its_members_with_a_validation_operating_poi
     # TTA was applied to every final model alike, and recorded
     for label in ("simple_cnn", "resnet18-s"):
         assert store.get_run(rows[label]["run_id"]).data.params["evaluation.tta"] == "hflip"
+    # the ensemble deploys: one registered model whose predictions (TTA included) are its
+    # logged test predictions, exported to ONNX as one graph; the champion is the top row
+    from pneumobench.tracking.models import version_of_run
+
+    mlflow.set_tracking_uri(store_uri())
+    assert version_of_run("tiny", ensemble["run_id"]) is not None
+    out = tmp_path / "p.csv"
+    args = ["--model", "ensemble-top2", "--config", str(config)]
+    assert main(["predict", str(data / "test"), *args, "--out", str(out)]) == 0
+    import csv
+
+    predicted = {
+        Path(r["path"]).name: float(r["p_pneumonia"]) for r in csv.DictReader(out.open())
+    }
+    keys, _, logged, _ = read_predictions(store, ensemble["run_id"])
+    gaps = [abs(predicted[Path(k).name] - p[1]) for k, p in zip(keys, logged, strict=True)]
+    assert max(gaps) < 1e-5
+    onnx = tmp_path / "ensemble.onnx"
+    assert main(["export", *args, "--format", "onnx", "--out", str(onnx), "--no-log"]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", "--format", "json"]) == 0
+    top = next(r for r in json.loads(capsys.readouterr().out) if r["champion"])
+    assert top["deployed"] is True  # the alias went to the top row, ensemble or not
     # a re-run does not look at the ensemble's test set again
     assert main(["run", str(config)]) == 0
     assert "already evaluated" in capsys.readouterr().out
@@ -107,6 +130,12 @@ def test_seed_ensembles_are_rows_and_stand_in_for_their_models_in_the_top_k(
         read_predictions(store, rows[m]["run_id"])[2] for m in ("simple_cnn-seed-ensemble", "cnn-b")
     ]
     assert np.allclose(top_probs, np.mean(members, axis=0), atol=2e-6)
+    # seed repeats keep their weights, so both ensembles deploy (seeds flattened into the top-k)
+    from pneumobench.tracking.models import version_of_run
+
+    mlflow.set_tracking_uri(store_uri())
+    for label in ("simple_cnn-seed-ensemble", "ensemble-top2"):
+        assert version_of_run("tiny", rows[label]["run_id"]) is not None, label
     # the report's data and leak sections come from a trained model even when an ensemble leads
     from pneumobench.report import sections
 
