@@ -32,12 +32,13 @@ def main(args: argparse.Namespace, console: Console) -> int:
 
     chosen = model_choice.choose(args)
     spec = chosen.spec
-    difference = export(chosen.model, chosen.parity_images, args.format, args.out)
+    difference = export(chosen.model, chosen.parity_images, args.format, args.out, spec)
     console.print(
         f"[bold]{args.out}[/]: {spec.label} ({chosen.chosen}) as {args.format}; input 'images' "
         f"(N, 1, {spec.image_size}, {spec.image_size}) float32 in [0, 1], output class logits "
         f"({', '.join(spec.class_names)}); pneumonia when 1 - P(normal) >= "
         f"{spec.threshold:.4f} (the '{spec.decision_point}' operating point, chosen on validation)"
+        + ("; the file's metadata says how to preprocess" if args.format == "onnx" else "")
     )
     console.print(
         f"parity on {len(chosen.parity_images)} real test images: largest absolute probability "

@@ -210,19 +210,23 @@ def targets_of(rows: list[LeaderboardRow], default: OperatingPointsConfig) -> Op
 
 
 def _latest_final_runs(store: Any, experiment_id: str) -> list[Any]:
-    """Each label's latest model run with a final evaluation (a done one over a failed one)."""
+    """Each label's latest model run with a final evaluation (a done one over a failed one);
+    a label with none shows its latest run, so an interrupted model is listed, not lost."""
     latest: dict[str, Any] = {}
+    unfinished: dict[str, Any] = {}
     for run in reader.model_runs(store, experiment_id):
         label = run.data.tags.get(S.LABEL, run.info.run_name)
         state = run.data.tags.get(S.FINAL)
         if state not in (S.FINAL_DONE, S.FINAL_FAILED):
+            if run.data.tags.get(S.STUDY):  # a model's parent run (not a lost claim)
+                unfinished.setdefault(label, run)  # newest first
             continue
         current = latest.get(label)
         if current is None or (
             current.data.tags.get(S.FINAL) != S.FINAL_DONE and state == S.FINAL_DONE
         ):
             latest[label] = run
-    return list(latest.values())
+    return list(latest.values()) + [r for k, r in unfinished.items() if k not in latest]
 
 
 def _members(store: Any, row: LeaderboardRow) -> list[tuple[np.ndarray, dict[str, float]]]:
@@ -310,13 +314,31 @@ def compare_with_champion(
         row.significantly_worse, row.group = worse, "B" if worse else "A"
 
 
+def _status(run: Any) -> tuple[RowStatus, str | None]:
+    tags = run.data.tags
+    if tags.get(S.FINAL) == S.FINAL_DONE:
+        return RowStatus.EVALUATED, None
+    if tags.get(S.FINAL) == S.FINAL_FAILED:
+        return RowStatus.FAILED, tags.get(S.FAIL_REASON)
+    trials = tags.get(S.FINAL_TRIALS)
+    state = {"RUNNING": "still running (or its process was killed)"}.get(
+        run.info.status, f"its run ended {run.info.status}"
+    )
+    return RowStatus.INCOMPLETE, (
+        f"search not finished, {state}"
+        + (f" after {trials} trial(s)" if trials else "")
+        + "; the same `pneumobench run` resumes it"
+    )
+
+
 def _row(run: Any) -> LeaderboardRow:
     tags, metrics = run.data.tags, run.data.metrics
+    status, reason = _status(run)
     prefixes = (S.TEST_PREFIX, S.BEST_VAL_PREFIX, S.THRESHOLD_PREFIX, S.VAL_AT_PREFIX, S.N_SEEDS)
     return LeaderboardRow(
         model=tags.get(S.LABEL, run.info.run_name),
         registry_name=tags.get(S.MODEL),
-        status=RowStatus.EVALUATED if tags.get(S.FINAL) == S.FINAL_DONE else RowStatus.FAILED,
+        status=status,
         run_id=run.info.run_id,
         family=tags.get(S.FAMILY),
         num_params=int(tags[S.NUM_PARAMS]) if tags.get(S.NUM_PARAMS, "").isdigit() else None,
@@ -324,7 +346,7 @@ def _row(run: Any) -> LeaderboardRow:
         image_size=tags.get(S.IMAGE_SIZE),
         dataset_digest=tags.get(S.DATASET_DIGEST),
         seed=tags.get(S.SEED),
-        fail_reason=tags.get(S.FAIL_REASON),
+        fail_reason=reason,
         bootstrap_unit=tags.get(S.BOOTSTRAP_UNIT, S.BOOTSTRAP_IMAGE),
         op_target_sensitivity=tags.get(S.OP_TARGET_SENSITIVITY),
         op_target_specificity=tags.get(S.OP_TARGET_SPECIFICITY),

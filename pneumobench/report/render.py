@@ -300,6 +300,9 @@ def store_notes(rows: list[LeaderboardRow], looks: tuple[int, int] | None) -> li
     note = next((r.validation_note for r in rows if r.validation_note), None)
     if note:
         notes.append(f"Validation: {note}.")
+    for row in rows:
+        if not row.evaluated:
+            notes.append(f"{row.model} ({row.status}): {row.fail_reason or 'no reason recorded'}")
     return notes
 
 

@@ -22,6 +22,7 @@ class RowStatus(StrEnum):
 
     EVALUATED = "evaluated"  # a final evaluation on test is logged
     FAILED = "failed"  # its final evaluation failed (the reason is in ``fail_reason``)
+    INCOMPLETE = "not evaluated"  # its search was interrupted, or still runs elsewhere
 
 
 @dataclass

@@ -178,7 +178,7 @@ def open_study(config: ExperimentConfig, plan: ModelPlan, pretrained: bool = Fal
     """The plan's study, created on first use and loaded (with its trials) afterwards.
     ``pretrained``: the model's backbone is frozen for ``freeze_epochs`` (no pruning then)."""
     frozen = plan.protocol.freeze_epochs if pretrained else 0
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=plan.study_name,
         storage=storage_for(config),
         direction=plan.direction,
@@ -186,6 +186,11 @@ def open_study(config: ExperimentConfig, plan: ModelPlan, pretrained: bool = Fal
         pruner=make_pruner(config, plan.protocol.max_epochs, frozen),
         load_if_exists=True,
     )
+    if study.metric_names != [plan.objective]:  # optuna-dashboard then says val_f1, not
+        with warnings.catch_warnings():  # "Objective 0" (the API is experimental)
+            warnings.simplefilter("ignore")
+            study.set_metric_names([plan.objective])
+    return study
 
 
 def counted_trials(study: optuna.Study) -> int:

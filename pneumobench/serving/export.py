@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from pneumobench.errors import ModelError
+from pneumobench.serving.bundle import ModelSpec
 from pneumobench.serving.formats import FORMATS, PARITY_TOLERANCE
 
 __all__ = ["FORMATS", "PARITY_TOLERANCE", "export"]
@@ -53,10 +54,43 @@ def onnx(model: torch.nn.Module, example: torch.Tensor, out: Path) -> Path:
     return out
 
 
-def export(model: torch.nn.Module, images: np.ndarray, fmt: str, out: Path) -> float:
+def preprocessing_metadata(spec: ModelSpec) -> dict[str, str]:
+    """What an ONNX runtime user must do before and after the graph, as its metadata."""
+    return {
+        "pneumobench.input": f"'{INPUT_NAME}': (N, {spec.in_chans}, {spec.image_size}, "
+        f"{spec.image_size}) float32, grey pixels / 255 (0..1), NCHW",
+        "pneumobench.preprocessing": f"decode to 8-bit grey (DICOM: windowed and inverted as "
+        f"pneumobench.data.pixels does), make square by '{spec.resize}' (pad: black borders; "
+        f"squash: stretch; center_crop: the central square), resize to {spec.image_size} px "
+        "(bilinear, antialiased)",
+        "pneumobench.output": f"'{OUTPUT_NAME}': class logits; softmax gives P({', '.join(spec.class_names)})",
+        "pneumobench.decision": f"pneumonia when 1 - P({spec.class_names[0]}) >= "
+        f"{spec.threshold:.6f} (the '{spec.decision_point}' operating point, chosen on validation)",
+        "pneumobench.spec": spec.to_json(),
+    }
+
+
+def _write_metadata(path: Path, metadata: dict[str, str]) -> None:
+    import onnx as onnx_lib
+
+    graph = onnx_lib.load(str(path))
+    for key, value in metadata.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx_lib.save(graph, str(path))
+
+
+def export(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    fmt: str,
+    out: Path,
+    spec: ModelSpec | None = None,
+) -> float:
     """Write ``model`` as ``fmt`` to ``out`` and check it on ``images``; the largest absolute
     probability difference. A difference at or above the tolerance is a ModelError (and the file
-    is removed)."""
+    is removed). With ``spec``, an ONNX file carries its preprocessing, output and decision in
+    its metadata (``preprocessing_metadata``)."""
     if fmt not in FORMATS:
         raise ModelError(f"--format {fmt}: choose {' or '.join(FORMATS)}")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -64,6 +98,8 @@ def export(model: torch.nn.Module, images: np.ndarray, fmt: str, out: Path) -> f
     model = model.cpu().eval()
     try:
         (onnx if fmt == "onnx" else torchscript)(model, batch[:1], out)
+        if fmt == "onnx" and spec is not None:
+            _write_metadata(out, preprocessing_metadata(spec))
     except Exception as exc:  # an operator the exporter does not know, a dynamic branch, ...
         out.unlink(missing_ok=True)
         reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__

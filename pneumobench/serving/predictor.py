@@ -86,7 +86,9 @@ def predict_files(
                 row.probs = [float(v) for v in p]
                 row.prediction = spec.class_names[int(d)]
             if explain is not None:
-                _explain(model, np.stack(images), decisions, readable, explain, len(out))
+                _explain(
+                    model, np.stack(images), decisions, readable, explain, len(out), spec.threshold
+                )
         out += rows
         advance(len(chunk))
     return out
@@ -99,20 +101,51 @@ def _explain(
     rows: list[Prediction],
     folder: Path,
     offset: int,
+    threshold: float,
 ) -> None:
     from pneumobench.errors import ModelError
-    from pneumobench.evaluate.saliency import NotExplainable, grad_cam, overlay_png
+    from pneumobench.evaluate.saliency import NotExplainable, grad_cam
 
     try:
         cams = grad_cam(model, images, decisions)
     except NotExplainable as exc:
         raise ModelError(f"--explain: this model cannot be explained: {exc}") from None
     folder.mkdir(parents=True, exist_ok=True)
-    scale = max(1, 224 // images.shape[-1])  # tiny images are enlarged to be seen
     for k, (row, image, cam) in enumerate(zip(rows, images, cams, strict=True)):
         target = folder / f"{offset + k:05d}-{Path(row.path).stem}.png"
-        target.write_bytes(overlay_png(image, cam, scale))
+        target.write_bytes(explained_png(image, cam, row, threshold))
         row.saliency = str(target)
+
+
+def explained_png(image: np.ndarray, cam: np.ndarray, row: Prediction, threshold: float) -> bytes:
+    """The image beside its Grad-CAM overlay, titled with P(pneumonia), the decision and the
+    threshold, with a colour bar saying what the colours mean."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pneumobench.evaluate.saliency import overlay
+
+    score = 1.0 - float((row.probs or [float("nan")])[0])
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.8))
+    axes[0].imshow(image, cmap="gray", vmin=0, vmax=255)
+    axes[0].set_title(Path(row.path).name[:40], fontsize=8)
+    axes[1].imshow(overlay(image, cam.astype(np.float32)))
+    axes[1].set_title(f"Grad-CAM of '{row.prediction}'", fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    mappable = plt.cm.ScalarMappable(cmap="jet", norm=plt.Normalize(0, 1))
+    fig.colorbar(mappable, ax=axes[1], fraction=0.046, label="evidence for the decision")
+    fig.suptitle(
+        f"P(pneumonia) {score:.3f} -> {row.prediction} (threshold {threshold:.3f})", fontsize=10
+    )
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
 
 
 def probabilities(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ it (after ``pneumobench run`` and by ``pneumobench promote``).
 
 from __future__ import annotations
 
+import base64
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -62,12 +63,13 @@ def log_serving(
             python_model=str(PYFUNC_CODE),
             artifacts={"model": str(torchscript), "spec": str(bundle / "spec.json")},
             code_paths=[str(pixels)],
-            # a binary column: `mlflow models serve` base64-decodes it (send dataframe_split)
+            # a string column of base64 text (dataframe_split): the model decodes it itself, so a
+            # path or a broken image gets a clear error in its row, not a server-side 400
             signature=ModelSignature(
-                inputs=Schema([ColSpec(DataType.binary, "image")]),
+                inputs=Schema([ColSpec(DataType.string, "image")]),
                 outputs=_output_schema(bundle),
             ),
-            input_example=pandas.DataFrame({"image": [example_image]}),
+            input_example=pandas.DataFrame({"image": [base64.b64encode(example_image).decode()]}),
             pip_requirements=[  # stated, not inferred (inference imports the model: slow)
                 f"mlflow=={mlflow.__version__}",
                 f"torch=={torch.__version__.split('+')[0]}",

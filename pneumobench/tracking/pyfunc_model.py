@@ -28,18 +28,26 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+NOT_AN_IMAGE = "not a decodable image (JPEG, PNG or DICOM)"
+
 
 def _source(value: Any) -> io.BytesIO | str:
-    """A decodable source from a cell: bytes, base64 text, or a path."""
+    """A decodable source from a cell: bytes, base64 text of a file's bytes, or a path on the
+    machine serving the model; anything else is a ValueError saying what to send."""
     if isinstance(value, bytes | bytearray):
         return io.BytesIO(bytes(value))
     text = str(value)
-    if len(text) > 256 or not Path(text).exists():
-        try:
-            return io.BytesIO(base64.b64decode(text, validate=True))
-        except (binascii.Error, ValueError):
-            pass
-    return text
+    if len(text) <= 4096 and Path(text).is_file():
+        return text
+    try:
+        return io.BytesIO(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise ValueError(
+            f"{shown!r} is neither base64-encoded image bytes nor a file on the machine serving "
+            "the model: send each image's file bytes base64-encoded in the 'image' column "
+            "(dataframe_split)"
+        ) from None
 
 
 class PneumobenchModel(mlflow.pyfunc.PythonModel):
@@ -63,11 +71,17 @@ class PneumobenchModel(mlflow.pyfunc.PythonModel):
         images, errors = [], []
         for value in column:
             try:
-                images.append(self.pixels.decode_image(_source(value), size, resize))
+                source = _source(value)
+            except ValueError as exc:
+                images.append(None)
+                errors.append(str(exc))
+                continue
+            try:
+                images.append(self.pixels.decode_image(source, size, resize))
                 errors.append("")
             except Exception as exc:  # an unreadable image is reported, the rest predicted
                 images.append(None)
-                errors.append(f"{type(exc).__name__}: {exc}")
+                errors.append(f"{NOT_AN_IMAGE}: {type(exc).__name__}: {exc}")
         names = spec["class_names"]
         probs = np.full((len(images), len(names)), np.nan)
         ok = [i for i, img in enumerate(images) if img is not None]

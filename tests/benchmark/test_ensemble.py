@@ -62,9 +62,7 @@ def test_ensemble_row_is_the_mean_of_its_members_with_a_validation_operating_poi
     assert main(["predict", str(data / "test"), *args, "--out", str(out)]) == 0
     import csv
 
-    predicted = {
-        Path(r["path"]).name: float(r["p_pneumonia"]) for r in csv.DictReader(out.open())
-    }
+    predicted = {Path(r["path"]).name: float(r["p_pneumonia"]) for r in csv.DictReader(out.open())}
     keys, _, logged, _ = read_predictions(store, ensemble["run_id"])
     gaps = [abs(predicted[Path(k).name] - p[1]) for k, p in zip(keys, logged, strict=True)]
     assert max(gaps) < 1e-5

@@ -97,6 +97,15 @@ def test_interrupted_run_resumes_without_loss_or_duplicates(
 
     study = optuna.load_study(study_name="tiny/simple_cnn", storage=storage_uri())
     assert study.trials[0].state == TrialState.COMPLETE
+    # the interrupted model is listed with its state, not lost
+    board = subprocess.run(
+        [sys.executable, "-m", "pneumobench", "leaderboard", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert "simple_cnn (not evaluated): search not finished" in " ".join(board.stdout.split())
 
     again = _start(config, tmp_path)
     out, _ = again.communicate(timeout=600)

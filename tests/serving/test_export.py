@@ -33,6 +33,10 @@ def test_export_passes_its_parity_check_and_is_logged(
             3,
             2,
         )
+        meta = session.get_modelmeta().custom_metadata_map  # how to preprocess, in the file
+        assert "(N, 1, 32, 32) float32" in meta["pneumobench.input"]
+        assert "resize to 32 px" in meta["pneumobench.preprocessing"]
+        assert "pneumonia when 1 - P(normal) >=" in meta["pneumobench.decision"]
 
 
 def test_parity_failure_is_an_error_and_keeps_no_file(tmp_path: Path) -> None:

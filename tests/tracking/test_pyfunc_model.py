@@ -32,6 +32,7 @@ def test_pyfunc_model_predicts_without_pneumobench(in_run_folder: Path, tmp_path
     model, spec = load_bundle(tracked.download_serving(champion.run_id, tmp_path / "b"))
     expected = [r.probs for r in predict_files(model, spec, files)]
     payload = [base64.b64encode(f.read_bytes()).decode() for f in files]
+    payload += ["/no/such/file.jpeg", base64.b64encode(b"not an image").decode()]
     script = textwrap.dedent(
         f"""
         import json, sys
@@ -73,6 +74,9 @@ def test_pyfunc_model_predicts_without_pneumobench(in_run_folder: Path, tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(result.stdout.strip().splitlines()[-1])
-    got = np.array([[r[0], r[1]] for r in rows])
+    got = np.array([[r[0], r[1]] for r in rows[:4]])
     assert np.abs(got - np.array(expected)).max() < 1e-5
-    assert all(r[2] in ("normal", "pneumonia") and not r[3] for r in rows)
+    assert all(r[2] in ("normal", "pneumonia") and not r[3] for r in rows[:4])
+    path_row, garbage_row = rows[4], rows[5]  # each says what went wrong, the rest predicted
+    assert "neither base64-encoded image bytes nor a file" in path_row[3] and not path_row[2]
+    assert garbage_row[3].startswith("not a decodable image") and not garbage_row[2]
