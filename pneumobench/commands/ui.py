@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from rich.console import Console
 
@@ -78,14 +79,20 @@ def main(args: argparse.Namespace, console: Console) -> int:
                 "127.0.0.1",
                 "--port",
                 str(args.port),
+                "--workers",
+                "1",  # one user: one worker starts in a third of the time of four
             ]
-            procs.append(
-                subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
-            )
-            console.print(f"starting MLflow UI on {base} (store {store.uri}) ...")
+            log = Path(".pneumobench") / "mlflow-ui.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("w") as out:  # MLflow's own chatter stays out of the console
+                procs.append(
+                    subprocess.Popen(command, stdout=out, stderr=out, start_new_session=True)
+                )
+            console.print(f"starting MLflow UI on {base} (store {store.uri}; its log: {log}) ...")
             _wait(f"{base}/health", procs[-1], "mlflow ui")
         url = runs_url(experiment.experiment_id, base)
-        console.print(f"[bold]final models of {store.name}[/] ({n} runs): {url}")
+        console.print(f"[bold]final models of {store.name}[/] ({n} runs):")
+        console.print(url, soft_wrap=True)  # whole, so a terminal can open it
         if args.optuna:
             procs.append(_optuna(store.storage, args.port + 1, console))
         if args.open:

@@ -98,8 +98,7 @@ def _filled(f: Facts) -> dict[str, str]:
         "splits": "; ".join(_split(d) for d in f.data_rows) or "not recorded",
         "leaks": f.leak_note or "not recorded",
         "models": ", ".join(
-            f"{r.model} ({r.registry_name or r.family}, {r.pretrained_source or '?'})"
-            for r in evaluated
+            f"{r.model} ({r.registry_name or r.family}, {r.starting_point})" for r in evaluated
         ),
         "selection": "one protocol for every model; Optuna search and early stopping on "
         "validation only; thresholds chosen on validation predictions",

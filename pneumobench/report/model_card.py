@@ -50,7 +50,7 @@ def model_card(
         "",
         "## Model",
         f"- architecture: {row.registry_name} ({row.family}), {row.num_params or '?'} parameters, "
-        f"starting point: {row.pretrained_source or '?'}",
+        f"starting point: {row.starting_point}",
         f"- input: {row.image_size or '?'} px grey chest X-ray; classes: "
         f"{tags.get(S.CLASS_NAMES, '?')} (task {tags.get(S.TASK, '?')})",
         f"- trained by pneumobench {tags.get(S.VERSION, '?')} (commit "

@@ -223,9 +223,9 @@ def external_legend(name: str) -> str:
     """What block 3 shows."""
     return (
         f"External test set {name}: every model at the thresholds it deploys (chosen on "
-        "validation, unchanged). ext: the value there with its 95% bootstrap interval; shift: "
-        "external minus internal test, with the interval of two independent bootstraps (--wide; "
-        "the JSON: shift_<metric>_ci_low/high). "
+        "validation, unchanged). ext: the value there; shift: external minus internal test. "
+        "--wide (and the JSON) add their 95% intervals, the shift's from two independent "
+        "bootstraps (shift_<metric>_ci_low/high). "
         "Each model's evaluation on it counts as one look at that set."
     )
 
@@ -300,6 +300,12 @@ def store_notes(rows: list[LeaderboardRow], looks: tuple[int, int] | None) -> li
     note = next((r.validation_note for r in rows if r.validation_note), None)
     if note:
         notes.append(f"Validation: {note}.")
+    deployed = next((r for r in rows if r.deployed), None)
+    if deployed is not None:
+        notes.append(
+            f"Deployed: the registry's champion alias (what predict, export and serving use) is "
+            f"{deployed.model}" + (", the top row." if deployed.champion else ", not the top row.")
+        )
     for row in rows:
         if not row.evaluated:
             notes.append(f"{row.model} ({row.status}): {row.fail_reason or 'no reason recorded'}")

@@ -85,6 +85,12 @@ class LeaderboardRow:
         return self.family == S.FAMILY_ENSEMBLE
 
     @property
+    def starting_point(self) -> str:
+        """Where its weights started, in words: ``from scratch``, or the pretrained source."""
+        source = self.pretrained_source or "unknown"
+        return "from scratch" if source == "none" else source
+
+    @property
     def n_seeds(self) -> int:
         """How many seeds' final models the row's numbers come from (1 without repeats)."""
         return int(self.metrics.get(S.N_SEEDS, 1) or 1)

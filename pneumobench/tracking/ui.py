@@ -69,6 +69,9 @@ def view_state() -> dict:
     columns += [f"metrics.`{S.N_TEST_EVALUATIONS}`"]
     return {
         "selectedColumns": columns,
+        # an order and widths make the UI apply them: each "value [low, high]" shown whole
+        "columnOrder": columns,
+        "columnWidths": {c: 185 for c in columns if S.SHOW_PREFIX in c},
         "orderByKey": f"metrics.`{VIEW_METRICS[0]}`",
         "orderByAsc": False,
         "searchFilter": FINAL_MODELS,
@@ -82,12 +85,11 @@ def install_view(experiment_id: str) -> None:
 
 def runs_url(experiment_id: str, base: str = LOCAL_UI) -> str:
     """The URL of the experiment's runs table with the leaderboard view."""
-    from urllib.parse import quote
-
+    # the view itself holds the final-models filter: a searchFilter in the URL would make the
+    # UI ignore the saved view (its columns and order) altogether
     return (
         f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs"
         f"?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
-        f"&searchFilter={quote(FINAL_MODELS)}"
     )
 
 

@@ -58,6 +58,7 @@ def test_ui_serves_the_final_models_view_and_stops_on_ctrl_c(finished: Path) -> 
             break
     text = "".join(lines)
     assert f"http://127.0.0.1:{port}/#/experiments/" in text, text
+    assert "searchFilter" not in text  # the saved view filters; a URL filter would drop it
     assert "final models of tiny (2 runs)" in text
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as answer:
         assert answer.status == 200
