@@ -52,19 +52,22 @@ def _env(source: Path | None, data: Path) -> dict[str, str]:
 
 def _time(argv: list[str], cwd: Path, env: dict[str, str], first_line: bool) -> tuple[float, set]:
     command = [sys.executable, "-X", "importtime", "-m", "pneumobench", *argv]
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    if first_line:  # `run`: until it prints its first line (then stopped)
+    with tempfile.TemporaryFile("w+") as stderr:  # importtime writes a lot: never a full pipe
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
         assert proc.stdout is not None
-        proc.stdout.readline()
-        seconds = time.perf_counter() - started
-        proc.kill()
-        _, err = proc.communicate()
-    else:
-        _, err = proc.communicate()
-        seconds = time.perf_counter() - started
+        if first_line:  # `run`: until it prints its first line (then stopped)
+            proc.stdout.readline()
+            seconds = time.perf_counter() - started
+            proc.kill()
+        else:
+            proc.stdout.read()
+            seconds = time.perf_counter() - started
+        proc.wait()
+        stderr.seek(0)
+        err = stderr.read()
     modules = {line.rsplit("|", 1)[-1].strip() for line in err.splitlines() if "|" in line}
     return seconds, modules & {"torch", "mlflow"}
 

@@ -7,7 +7,8 @@ For each model, in one process, training images per second for:
 - ``pneumobench``: the project's own training epoch (``train_one_epoch``) on real data, epoch 1
   including building the decoded-image cache, later epochs reading it;
 - ``naive``: torchvision ``ImageFolder`` + PIL transforms per image + ``DataLoader`` with one
-  worker per core, fp32: what the notebooks do.
+  worker per core: what the notebooks do (in the same precision as the other arms, so the ratios
+  measure the data path alone).
 
 Also: peak resident memory, the cache's memory against the raw uint8 size of the images, device,
 versions and image source resolution. Prints a table and writes a JSON report.
@@ -40,7 +41,12 @@ from pneumobench.data import prepare_data  # noqa: E402
 from pneumobench.data.batches import BatchFeeder  # noqa: E402
 from pneumobench.data.cache import clear_memory_cache  # noqa: E402
 from pneumobench.registry import create_model  # noqa: E402
-from pneumobench.train.device import autocast_dtype, resolve_device  # noqa: E402
+from pneumobench.train.device import (  # noqa: E402
+    autocast,
+    autocast_dtype,
+    configure_backends,
+    resolve_device,
+)
 from pneumobench.train.protocol import train_one_epoch, train_step  # noqa: E402
 
 FULLRES = (1300, 944)  # about the originals' 1.4:1 grey frames
@@ -208,15 +214,19 @@ def naive_epochs(name, data_dir, size, batch, epochs, device):
     )
     model = build(name, size, device)
     optimizer, criterion = torch.optim.AdamW(model.parameters(), lr=1e-3), nn.CrossEntropyLoss()
+    # the same precision and grad scaling as the other arms: the ratios compare data paths only
+    scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype(device) == torch.float16)
     rates = []
     for _ in range(epochs):
         start = time.perf_counter()
         for x, y in loader:
             x, y = x.to(device), y.to(device)
-            loss = criterion(model(x), y)
+            with autocast(device):
+                loss = criterion(model(x), y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         sync(device)
         rates.append(len(dataset) / (time.perf_counter() - start))
     return rates
@@ -244,6 +254,7 @@ def main() -> int:
     args = parser.parse_args()
 
     device = resolve_device(args.device)
+    configure_backends(device)  # cuDNN autotuning and TF32 for every arm, as training runs
     if device.type == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
     fullres = args.source == "fullres"

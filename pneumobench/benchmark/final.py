@@ -21,6 +21,7 @@ from pneumobench.data import PreparedData
 from pneumobench.data.batches import BatchFeeder
 from pneumobench.evaluate.held_out import HeldOutResult, evaluate_probabilities, headline
 from pneumobench.tracking import schema as S
+from pneumobench.train.device import is_allocation_failure, release_memory
 from pneumobench.train.protocol import fit, predict
 from pneumobench.train.starting_point import StartingPoint
 
@@ -147,6 +148,26 @@ def evaluate_test(
     With ``evaluation.tta`` the predictions of validation and test alike are test-time augmented.
     """
     tta = evaluation.tta
-    probs, _ = predict(model, BatchFeeder(data.test, device), batch_size, device, tta=tta)
-    val_probs, _ = predict(model, BatchFeeder(data.val, device), batch_size, device, tta=tta)
+    # fp32, as predict, export and serving compute: on a GPU autocast would move P(pneumonia)
+    # by up to 1e-2 and tie thousands of scores, and the thresholds come from these numbers
+    test, val = BatchFeeder(data.test, device), BatchFeeder(data.val, device)
+    probs = predict_with_retries(model, test, batch_size, device, tta)
+    val_probs = predict_with_retries(model, val, batch_size, device, tta)
     return evaluate_probabilities(probs, val_probs, data, evaluation, seed)
+
+
+def predict_with_retries(
+    model: nn.Module, feeder: BatchFeeder, batch_size: int, device: torch.device, tta: str
+) -> np.ndarray:
+    """fp32 probabilities of a split; a device that runs out of memory is retried at half the
+    batch (down to 1) rather than losing the final evaluation. Batch size does not change the
+    numbers beyond float rounding (inference mode, BatchNorm frozen)."""
+    while True:
+        try:
+            probs, _ = predict(model, feeder, batch_size, device, tta=tta, precision="fp32")
+            return probs
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not is_allocation_failure(exc) or batch_size == 1:
+                raise
+            release_memory(device)
+            batch_size = max(1, batch_size // 2)

@@ -21,7 +21,7 @@ from pneumobench.search.coordination import Claims
 from pneumobench.tracking import reader, writer
 from pneumobench.tracking import schema as S
 from pneumobench.tracking.provenance import git_commit, library_versions, redacted_url
-from pneumobench.train.device import effective_precision
+from pneumobench.train.device import effective_precision, hardware
 from pneumobench.train.starting_point import ModelFacts
 
 
@@ -97,6 +97,7 @@ def describe_parent(
         S.DATA_PATH: str(data.root),
         S.SEED: str(plan.seed),
         S.DEVICE: str(device),
+        **S.hardware_tags(hardware(device)),
         S.PRECISION: effective_precision(device, plan.protocol.precision),
         S.GIT_COMMIT: git_commit(),
         S.VERSION: __version__,

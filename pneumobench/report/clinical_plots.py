@@ -68,7 +68,7 @@ def forest(rows: list[SubgroupRow], model: str) -> Any:
 def failures(panel: dict[str, Any], model: str) -> Any:
     """Each most-confident error: the image, and its Grad-CAM overlay titled with the kind,
     P(pneumonia) and the file; a shared colour bar says what the colours mean."""
-    from pneumobench.evaluate.saliency import overlay
+    from pneumobench.evaluate.overlay import overlay
 
     n = len(panel["rows"])
     cols = min(n, 4)

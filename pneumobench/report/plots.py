@@ -224,7 +224,7 @@ def saliency_figure(
     P(pneumonia) and a tick or cross for its decision."""
     import matplotlib.pyplot as plt
 
-    from pneumobench.evaluate.saliency import overlay
+    from pneumobench.evaluate.overlay import overlay
 
     ref = panels[reference]
     rows = rows if rows is not None else saliency_rows(ref)

@@ -10,6 +10,10 @@ fail, inside the database's own transactions, so every worker reads back the sam
 A claim records its holder (``host:pid``) and when it was taken. A claim held by a process of this
 host that no longer exists, or a lock older than ``stale_after`` seconds, may be taken over: a
 worker killed while holding one never blocks the others for good.
+
+Every time is the **database's** clock (``taken_at`` is written and a lock's age judged in SQL):
+hosts whose clocks disagree by minutes still agree on which lock is stale, and a node running
+ahead cannot take over a live lock.
 """
 
 from __future__ import annotations
@@ -32,11 +36,25 @@ _claims = sa.Table(
 )
 
 
+def db_now(engine: sa.engine.Engine) -> sa.ColumnElement:
+    """The database's current time in epoch seconds, as an SQL expression (the statement's own
+    time, not the transaction's start)."""
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        return sa.func.extract("epoch", sa.func.clock_timestamp())
+    if dialect == "sqlite":
+        return sa.literal_column("((julianday('now') - 2440587.5) * 86400.0)")
+    if dialect in ("mysql", "mariadb"):
+        return sa.func.unix_timestamp(sa.func.now(6))
+    return sa.literal(time.time())  # an unknown database: this host's clock, said in the docs
+
+
 class Claims:
     """Claims and locks kept in the database behind an Optuna RDB storage."""
 
     def __init__(self, engine: sa.engine.Engine) -> None:
         self.engine = engine
+        self.now = db_now(engine)
         for attempt in range(5):  # workers starting together may race to create the table
             try:
                 _metadata.create_all(engine, checkfirst=True)
@@ -63,7 +81,7 @@ class Claims:
         """Insert ``holder`` under ``key`` unless someone did first; the holder that won."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(_claims.insert().values(key=key, holder=holder, taken_at=time.time()))
+                conn.execute(_claims.insert().values(key=key, holder=holder, taken_at=self.now))
             return holder
         except IntegrityError:
             winner = self.get(key)
@@ -71,13 +89,16 @@ class Claims:
                 return self.claim(key, holder)
             return winner
 
-    def take_over(self, key: str, old: str, new: str) -> bool:
-        """Replace holder ``old`` by ``new``; False if someone else changed the claim first."""
+    def take_over(self, key: str, old: str, new: str, older_than: float | None = None) -> bool:
+        """Replace holder ``old`` by ``new`` (only if the claim was taken more than
+        ``older_than`` seconds ago by the database's clock); False if someone else changed the
+        claim first, or it is younger."""
+        conditions = [_claims.c.key == key, _claims.c.holder == old]
+        if older_than is not None:
+            conditions.append(_claims.c.taken_at < self.now - older_than)
         with self.engine.begin() as conn:
             result = conn.execute(
-                _claims.update()
-                .where(_claims.c.key == key, _claims.c.holder == old)
-                .values(holder=new, taken_at=time.time())
+                _claims.update().where(*conditions).values(holder=new, taken_at=self.now)
             )
         return result.rowcount == 1
 
@@ -95,11 +116,9 @@ class Claims:
                 return Lease(self, key, me)
             row = self._row(key)
             if row is not None:
-                old, taken_at = row
-                worker = old.rsplit(":", 1)[0]
-                if (
-                    is_dead_local_worker(worker) or time.time() - taken_at > stale_after
-                ) and self.take_over(key, old, me):
+                old, _ = row
+                dead = is_dead_local_worker(old.rsplit(":", 1)[0])
+                if self.take_over(key, old, me, None if dead else stale_after):
                     return Lease(self, key, me)
             time.sleep(poll)
 

@@ -7,6 +7,7 @@ What is logged lives in :class:`pneumobench.tracking.writer.TrialRun`; what is k
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from functools import partial
 
@@ -26,7 +27,9 @@ from pneumobench.search.checkpoints import CheckpointStore
 from pneumobench.search.recovery import this_worker
 from pneumobench.search.study import beats, best_trial, suggest
 from pneumobench.tracking import schema as S
+from pneumobench.tracking.gpu_metrics import only_this_gpu
 from pneumobench.tracking.writer import TrialRun
+from pneumobench.train.device import gpu_uuid, is_allocation_failure
 from pneumobench.train.protocol import DivergedError, fit
 from pneumobench.train.starting_point import StartingPoint
 
@@ -71,6 +74,7 @@ def objective(trial: optuna.Trial, setup: TrialSetup, admission: Admission) -> f
     protocol = plan.protocol_with(params)
     model = setup.start.build(protocol.dropout)
     setup.progress.trial_started(plan.label, trial.number, admission.index, plan.n_trials)
+    only_this_gpu(gpu_uuid(setup.device))  # system metrics: not the node's other GPUs
     with TrialRun(
         setup.experiment_id,
         plan.label,
@@ -124,10 +128,17 @@ def objective(trial: optuna.Trial, setup: TrialSetup, admission: Admission) -> f
 
 
 def failure_reason(exc: Exception, protocol: ProtocolConfig) -> str:
-    """What a user reads in ``pneumobench.fail_reason``: out of memory says what to change."""
-    if isinstance(exc, torch.OutOfMemoryError):
+    """What a user reads in ``pneumobench.fail_reason``: out of memory (however the library
+    says it) names the batch size of the step that ran out, and what to change."""
+    if is_allocation_failure(exc):
+        frames = [f.name for f in traceback.extract_tb(exc.__traceback__)]
+        if "predict" in frames:
+            return (
+                f"out of memory while predicting with eval_batch_size {protocol.eval_batch_size}:"
+                " try a smaller protocol.eval_batch_size"
+            )
         return (
-            f"out of memory with batch_size {protocol.batch_size}: try a smaller "
+            f"out of memory while training with batch_size {protocol.batch_size}: try a smaller "
             "protocol.batch_size (or search it)"
         )
     return f"{type(exc).__name__}: {exc}"

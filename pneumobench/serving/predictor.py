@@ -127,7 +127,7 @@ def explained_png(image: np.ndarray, cam: np.ndarray, row: Prediction, threshold
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pneumobench.evaluate.saliency import overlay
+    from pneumobench.evaluate.overlay import overlay
 
     score = 1.0 - float((row.probs or [float("nan")])[0])
     fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.8))

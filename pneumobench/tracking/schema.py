@@ -72,7 +72,30 @@ VERSIONS = "versions"
 CLASS_NAMES = "class_names"
 OPTUNA_STORAGE = "pneumobench.optuna_storage"  # the study's storage URL, password redacted
 MODEL_ORIGIN = "model_origin"  # the registry entry's origin: pneumobench, or the plugin's file
-PROVENANCE_TAGS = (VERSIONS, DEVICE, GIT_COMMIT, VERSION, DATASET_DIGEST, SEED, TASK)
+HARDWARE = "hardware"  # the GPU's model (or the CPU's)
+CUDA_VERSION = "cuda_version"
+CUDNN_VERSION = "cudnn_version"
+TF32 = "tf32"  # whether CUDA matmuls and convolutions could use TF32
+PROVENANCE_TAGS = (
+    VERSIONS,
+    DEVICE,
+    HARDWARE,
+    CUDA_VERSION,
+    CUDNN_VERSION,
+    TF32,
+    GIT_COMMIT,
+    VERSION,
+    DATASET_DIGEST,
+    SEED,
+    TASK,
+)
+
+
+def hardware_tags(facts: dict[str, str]) -> dict[str, str]:
+    """``train.device.hardware``'s facts under their tag names."""
+    names = {"name": HARDWARE, "cuda": CUDA_VERSION, "cudnn": CUDNN_VERSION, "tf32": TF32}
+    return {names[k]: v for k, v in facts.items() if k in names}
+
 
 # --- params --------------------------------------------------------------------------------------
 PARAM_OBJECTIVE = "search.objective"

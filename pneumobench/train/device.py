@@ -41,6 +41,14 @@ def cpu_has_native_bf16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """Whether the CUDA device computes bf16 in hardware (compute capability 8.0, Ampere, or
+    newer). ``torch.cuda.is_bf16_supported()`` answers True with emulation included and for the
+    current device rather than this one: on a T4 it would choose an emulated bf16."""
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
+
+
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
     """The autocast dtype of ``precision`` on ``device`` (None: plain fp32), the one place a
     precision is decided. ``auto``: bf16 where the GPU supports it, else fp16 (with a grad
@@ -53,13 +61,15 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
         return torch.bfloat16 if native else None
     if device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
 
 
 def effective_precision(device: torch.device, precision: str = "auto") -> str:
     """What the training steps of ``precision`` compute in on ``device``: fp32, bf16 or fp16
     (logged with every model run, since ``auto`` and ``bf16`` depend on the hardware)."""
     dtype = autocast_dtype(device, precision)
+    if dtype is None and device.type == "cuda":
+        return "tf32"  # configure_backends lets CUDA matmuls and convolutions use TF32
     return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
@@ -85,12 +95,54 @@ def autocast(device: torch.device, precision: str = "auto") -> Iterator[None]:
             yield
 
 
+ALLOCATION_FAILURES = ("out of memory", "ALLOC_FAILED", "CUBLAS_STATUS_ALLOC", "cudaErrorMemory")
+
+
+def is_allocation_failure(exc: BaseException) -> bool:
+    """A device ran out of memory: ``torch.OutOfMemoryError``, or the plain ``RuntimeError``
+    (``AcceleratorError``) cuBLAS, cuDNN and the CUDA allocator raise for the same cause."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(s in str(exc) for s in ALLOCATION_FAILURES)
+
+
+def release_memory(device: torch.device) -> None:
+    """Give cached blocks back after an allocation failure (before a retry)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def to_channels_last(x: torch.Tensor) -> torch.Tensor:
     """A batch of images in NHWC memory layout, the layout the model's weights are kept in:
     convolutions run faster in it on GPUs and on CPUs alike (measured by
     ``benchmarks/layout_precision.py``; figures in the docs), with the same numbers up to float
     rounding."""
     return x.contiguous(memory_format=torch.channels_last)
+
+
+def hardware(device: torch.device) -> dict[str, str]:
+    """What the numbers were computed on: ``name`` (the GPU's model, or the CPU's), and on CUDA
+    the ``cuda`` and ``cudnn`` versions and whether ``tf32`` is on."""
+    if device.type != "cuda":
+        import platform
+
+        return {"name": platform.processor() or platform.machine()}
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return {
+        "name": torch.cuda.get_device_name(index),
+        "cuda": str(torch.version.cuda),
+        "cudnn": str(torch.backends.cudnn.version()),
+        "tf32": str(torch.backends.cuda.matmul.allow_tf32),
+    }
+
+
+def gpu_uuid(device: torch.device) -> str | None:
+    """The CUDA device's UUID (what NVML names it by too); None on CPU or where unknown."""
+    if device.type != "cuda":
+        return None
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+    return str(uuid) if uuid is not None else None
 
 
 def configure_backends(device: torch.device) -> None:

@@ -310,16 +310,19 @@ def predict(
     batch_size: int,
     device: torch.device,
     tta: str = "none",
+    precision: str = "auto",
 ) -> tuple[np.ndarray, float]:
     """Class probabilities for a whole split (large batches, inference mode) and the mean loss.
 
     ``tta="hflip"``: the mean of the probabilities of each image and its mirror image
-    (test-time augmentation; the loss stays the plain images')."""
+    (test-time augmentation; the loss stays the plain images'). ``precision``: as
+    ``autocast_dtype``; the final evaluation passes ``fp32``, the arithmetic the deployed model
+    runs in, so thresholds are chosen on the numbers they are applied to."""
     model.eval()
     chunks, loss_sum = [], torch.zeros((), device=device)
     for x, y in feeder.batches(batch_size):
         x = to_channels_last(x)
-        with autocast(device):
+        with autocast(device, precision):
             logits = model(x).float()
             mirrored = model(torch.flip(x, dims=[3])).float() if tta == "hflip" else None
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")

@@ -46,3 +46,22 @@ def test_intensity_jitter_is_per_image_in_range_and_draws_nothing_when_off(tiny)
         torch.rand(3, generator=generator),
         torch.rand(3, generator=torch.Generator().manual_seed(0)),
     )
+
+
+def test_an_epochs_augmentation_drawn_at_once_equals_drawing_it_batch_by_batch(tiny) -> None:
+    """The feeder draws every batch's numbers before the epoch (one upload on a GPU, no host
+    sync per step); they are exactly the numbers the batches drew one by one before."""
+    from pneumobench.config import AugmentConfig
+    from pneumobench.data.batches import BatchFeeder, random_intensity
+
+    _, data = tiny
+    cfg = AugmentConfig(hflip=True, brightness=0.1, contrast=0.1, gamma=0.1)
+    feeder = BatchFeeder(data.train, torch.device("cpu"), cfg)
+    got = list(feeder.batches(7, shuffle=True, generator=torch.Generator().manual_seed(3)))
+    generator = torch.Generator().manual_seed(3)
+    order = torch.randperm(len(feeder), generator=generator)
+    for k, start in enumerate(range(0, len(feeder), 7)):
+        idx = order[start : start + 7]
+        x = feeder.images[feeder.rows[idx]].unsqueeze(1).float().div_(255.0)
+        x = random_intensity(random_affine(x, cfg, generator), cfg, generator)
+        assert torch.equal(got[k][0], x) and torch.equal(got[k][1], feeder.labels[idx])

@@ -55,3 +55,21 @@ def test_a_store_that_keeps_failing_is_reported(
     monkeypatch.setattr(mlflow.MlflowClient, "log_batch", broken)
     with pytest.raises(MlflowException, match="locked"):
         close_orphan_trial_run(orphan, attempts=2)
+
+
+def test_the_gpu_monitor_keeps_this_workers_gpu_only() -> None:
+    from pneumobench.tracking.gpu_metrics import only_this_gpu
+
+    class Monitor:  # MLflow's GPUMonitor, as far as the filter sees it
+        def __init__(self) -> None:
+            self.gpu_handles = ["h0", "h1", "h2"]
+            self.num_gpus = 3
+
+    uuids = {"h0": "GPU-aaaa", "h1": "GPU-BBBB", "h2": "GPU-cccc"}
+    only_this_gpu("bbbb", Monitor, uuids.__getitem__)  # torch's UUID: no prefix, any case
+    monitor = Monitor()
+    assert monitor.gpu_handles == ["h1"] and monitor.num_gpus == 1
+    only_this_gpu("cccc", Monitor, uuids.__getitem__)  # re-pointed, not stacked
+    assert Monitor().gpu_handles == ["h2"]
+    only_this_gpu(None, Monitor, uuids.__getitem__)  # CPU: unchanged
+    assert Monitor().gpu_handles == ["h2"]
