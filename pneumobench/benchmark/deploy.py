@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 from rich.console import Console
 
@@ -88,22 +87,27 @@ def publish_ensemble(
             )
             return None
         traced = export.torchscript(model, export.to_batch(sample[:1]), Path(tmp) / "model.pt")
-        tags = {
-            S.LABEL: label,
-            "run_id": run_id,
-            S.DATASET_DIGEST: spec.dataset_digest,
-            "threshold": f"{spec.threshold:.6f}",
-            "operating_point": spec.decision_point,
-            S.MODEL: f"ensemble of {len(flat)}",
-        }
-        with mlflow.start_run(run_id=run_id):
-            version = tracked.log_serving(bundle, traced, config.name, tags, png_bytes(sample[0]))
+        tags = _version_tags(spec, label, run_id, len(flat))
+        version = tracked.log_serving_in(
+            run_id, bundle, traced, config.name, tags, png_bytes(sample[0])
+        )
     if version:
         console.print(
             f"  {label}: registered as {tracked.registered_name(config.name)} version {version} "
             f"({len(flat)} networks in one model; parity {gap:.1e})"
         )
     return version
+
+
+def _version_tags(spec: ModelSpec, label: str, run_id: str, n: int) -> dict[str, str]:
+    return {
+        S.LABEL: label,
+        "run_id": run_id,
+        S.DATASET_DIGEST: spec.dataset_digest,
+        "threshold": f"{spec.threshold:.6f}",
+        "operating_point": spec.decision_point,
+        S.MODEL: f"ensemble of {n}",
+    }
 
 
 def _download(

@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 from rich.console import Console
 
+from pneumobench import profile
 from pneumobench.benchmark.ensemble import build_ensembles
 from pneumobench.benchmark.model_run import ExperimentContext, ModelOutcome, ModelRun, Outcome
 from pneumobench.config import ExperimentConfig
@@ -40,6 +41,7 @@ def run_experiment(
     final evaluation is logged.
     """
     console = console or Console()
+    profile.reset()
     # Optuna logs every failed trial with its traceback (a Ctrl-C too); pneumobench reports
     # trials itself, in one line each.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -61,7 +63,8 @@ def run_experiment(
     # download stops the run in seconds, not after hours of other models' training.
     starts = [StartingPoint(plan, len(config.class_names)) for plan in plans]
     started = time.perf_counter()
-    data = prepare_data(config)
+    with profile.stage("data"):
+        data = prepare_data(config)
     _print_data(console, config, data, str(device), time.perf_counter() - started)
     outcomes = []
     with make_progress(console) as progress:
@@ -72,7 +75,8 @@ def run_experiment(
         for plan, start in zip(plans, starts, strict=True):
             outcomes.append(ModelRun(plan, ctx, start).run())
     if all(o.status != Outcome.FAILED for o in outcomes):
-        build_ensembles(config, data, experiment_id, console, force)
+        with profile.stage("ensembles"):
+            build_ensembles(config, data, experiment_id, console, force)
     return outcomes
 
 

@@ -15,6 +15,7 @@ import torch
 from optuna.trial import FrozenTrial
 from torch import nn
 
+from pneumobench import profile
 from pneumobench.config import AugmentConfig, EvaluationConfig, ProtocolConfig
 from pneumobench.config.plan import ModelPlan
 from pneumobench.data import PreparedData
@@ -147,13 +148,19 @@ def evaluate_test(
     unchanged to test. Intervals resample test patients (images where no patient ids exist).
     With ``evaluation.tta`` the predictions of validation and test alike are test-time augmented.
     """
-    tta = evaluation.tta
+    with profile.stage("final evaluation"):
+        probs, val_probs = _predict_both(model, data, device, batch_size, evaluation.tta)
+    return evaluate_probabilities(probs, val_probs, data, evaluation, seed)
+
+
+def _predict_both(
+    model: nn.Module, data: PreparedData, device: torch.device, batch_size: int, tta: str
+) -> tuple[np.ndarray, np.ndarray]:
     # fp32, as predict, export and serving compute: on a GPU autocast would move P(pneumonia)
     # by up to 1e-2 and tie thousands of scores, and the thresholds come from these numbers
     test, val = BatchFeeder(data.test, device), BatchFeeder(data.val, device)
     probs = predict_with_retries(model, test, batch_size, device, tta)
-    val_probs = predict_with_retries(model, val, batch_size, device, tta)
-    return evaluate_probabilities(probs, val_probs, data, evaluation, seed)
+    return probs, predict_with_retries(model, val, batch_size, device, tta)
 
 
 def predict_with_retries(

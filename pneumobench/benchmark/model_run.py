@@ -15,11 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
+from typing import Any
 
 import optuna
 import torch
 from rich.console import Console
 
+from pneumobench import profile
 from pneumobench.benchmark import final
 from pneumobench.benchmark.parent import agree_on_parent, check_same_data, describe_parent
 from pneumobench.config import ExperimentConfig
@@ -116,7 +118,7 @@ class ModelRun:
         note = precision_fallback_note(plan.label, ctx.device, plan.protocol.precision)
         if note is not None:
             ctx.console.print(f"[yellow]{note}[/]")
-        with writer.model_run(parent_id):
+        with writer.model_run(parent_id), profile.model(plan.label):
             if must_describe:
                 describe_parent(plan, self.start.facts, ctx.data, ctx.config, ctx.device)
             return self._search_and_evaluate(parent_id)
@@ -133,7 +135,8 @@ class ModelRun:
                 "a crash or kill: marked failed, their slots run again"
             )
         close_orphan_runs(study)
-        self._search(study)
+        with profile.stage(profile.TRAINING, plan.label):
+            self._search(study)
         close_orphan_runs(study)  # runs of trials whose worker died meanwhile
         if best_trial(study) is None:
             message = "no trial completed: see the trial runs' pneumobench.fail_reason tags"
@@ -259,7 +262,20 @@ class ModelRun:
         result = final.evaluate_best(
             plan, self.start, ctx.data, ctx.device, evaluation, best, state
         )
-        targets = evaluation.operating_points
+        with profile.stage("logging and registry", plan.label):
+            self._log_final(result, best)
+            self._publish(result)
+        if plan.seeds:
+            with profile.stage(profile.TRAINING, plan.label):  # the seeds' retraining
+                self._repeat_with_seeds(result)
+        writer.log_metrics(S.profile_metrics(profile.of_model(plan.label)))
+        writer.mark_final_done(counted_trials(study), best.number)
+        ctx.console.print(final.describe(plan.label, result, plan.objective, evaluation))
+        return looks
+
+    def _log_final(self, result: final.FinalModel, best: Any) -> None:
+        plan, ctx = self.plan, self.ctx
+        targets = ctx.config.evaluation.operating_points
         writer.log_final_evaluation(
             best_params=best.params,
             metrics={
@@ -274,12 +290,6 @@ class ModelRun:
             figures=final_model_figures(result.result, ctx.data.class_names, plan.label),
             val_predictions_csv=validation_csv(result.result, ctx.data),
         )
-        self._publish(result)
-        if plan.seeds:
-            self._repeat_with_seeds(result)
-        writer.mark_final_done(counted_trials(study), best.number)
-        ctx.console.print(final.describe(plan.label, result, plan.objective, evaluation))
-        return looks
 
     def _spec(self, result: final.FinalModel, thresholds: dict[str, float], seed: int) -> ModelSpec:
         """How a final model (or one of its seed repeats) is rebuilt and decides."""
@@ -306,31 +316,32 @@ class ModelRun:
         spec = self._spec(result, result.result.thresholds, plan.seed)
         test = ctx.data.test
         test_images = test.images
-        try:
-            panel = saliency_panel(
-                result.model.cpu(),
-                spec,
-                test_images,
-                test.labels,
-                result.result.probs,
-                test.keys,
-                ctx.config.seed,
-            )
-        except NotExplainable as exc:
-            ctx.console.print(f"  [dim]{plan.label}: no Grad-CAM panel: {exc}[/]")
-        else:
-            writer.log_saliency(panel, saliency_figure({plan.label: panel}, plan.label))
-            failures = failure_panel(
-                result.model.cpu(),
-                spec,
-                test_images,
-                test.labels,
-                result.result.probs,
-                test.keys,
-                ctx.config.evaluation.failure_cases,
-            )
-            if failures is not None:
-                writer.log_failures(failures)
+        with profile.stage("saliency"):
+            try:
+                panel = saliency_panel(
+                    result.model.cpu(),
+                    spec,
+                    test_images,
+                    test.labels,
+                    result.result.probs,
+                    test.keys,
+                    ctx.config.seed,
+                )
+            except NotExplainable as exc:
+                ctx.console.print(f"  [dim]{plan.label}: no Grad-CAM panel: {exc}[/]")
+            else:
+                writer.log_saliency(panel, saliency_figure({plan.label: panel}, plan.label))
+                failures = failure_panel(
+                    result.model.cpu(),
+                    spec,
+                    test_images,
+                    test.labels,
+                    result.result.probs,
+                    test.keys,
+                    ctx.config.evaluation.failure_cases,
+                )
+                if failures is not None:
+                    writer.log_failures(failures)
         version = publish(
             result.model,
             spec,

@@ -4,6 +4,7 @@ champion alias, and where to look next."""
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--force",
         action="store_true",
         help="evaluate on test again even if a final evaluation is logged",
+    )
+    run.add_argument(
+        "--workers",
+        default=None,
+        metavar="N|auto",
+        help="N worker processes on the same studies (auto: one per GPU, else per 4 cores); "
+        "the cores or GPUs are split between them",
+    )
+    run.add_argument(
+        "--workers-per-gpu", type=int, default=1, help="with --workers: workers sharing each GPU"
     )
     return run
 
@@ -78,6 +89,15 @@ def main(args: argparse.Namespace, console: Console) -> int:
     interrupts.install()
     config = resolved_config(args)  # a bad config, and an unreachable tracking store, fail
     probe(config.tracking.uri)  #      in seconds, before torch and mlflow are imported
+    if args.workers is not None:
+        import os
+
+        from pneumobench.commands.workers import plan_workers, run_workers, visible_gpus
+
+        gpus = visible_gpus() if config.device != "cpu" else []
+        shares = plan_workers(args.workers, args.workers_per_gpu, gpus, os.cpu_count() or 1)
+        return run_workers(shares, _run_argv(args), console)
+    _limit_threads()
     from pneumobench.benchmark.experiment import run_experiment
     from pneumobench.benchmark.model_run import Outcome
     from pneumobench.commands.promote import promote_champion
@@ -92,6 +112,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     from pneumobench.tracking.store import storage_failure
     from pneumobench.tracking.writer import close_active_runs
 
+    started = time.perf_counter()
     try:
         outcomes = run_experiment(config, force=args.force, console=console)
     except PneumobenchError:
@@ -102,6 +123,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
             raise
         close_active_runs("FAILED")
         raise type(failure)(f"{failure}\n  Resume with: {_same_command(args)}") from None
+    wall = time.perf_counter() - started
     rows = load_leaderboard(config.name, DEFAULT_METRIC, config.tracking.uri, config.evaluation)
     targets = targets_of(rows, config.evaluation.operating_points)
     notes = store_notes(rows, test_looks(config.tracking.uri, rows))
@@ -112,21 +134,55 @@ def main(args: argparse.Namespace, console: Console) -> int:
     promote_champion(
         config.name, config.tracking.uri, rows, DEFAULT_METRIC, console, config.evaluation
     )
+    console.print(_profile_table(wall))
     console.print(
         _next_steps(args.config, config.name, config.tracking.uri, config.search.storage, outcomes)
     )
     return 1 if any(o.status == Outcome.FAILED for o in outcomes) else 0
 
 
-def _same_command(args: argparse.Namespace) -> str:
-    """This ``pneumobench run`` as a user types it again (passwords masked)."""
-    parts = [command(), "run", str(args.config)]
-    parts += [f"--set {o}" for o in args.overrides]
+def _limit_threads() -> None:
+    """A worker started by --workers uses its share of the cores only."""
+    import os
+
+    from pneumobench.commands.workers import THREADS_ENV
+
+    threads = os.environ.get(THREADS_ENV)
+    if threads and threads.isdigit():
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def _profile_table(wall: float) -> object:
+    """Where this run's time went, stage by stage (``pneumobench.profile``)."""
+    from rich.table import Table
+
+    from pneumobench import profile
+
+    table = Table(title=f"where the time went ({wall:.0f} s)", box=None, padding=(0, 2))
+    for column in ("stage", "seconds", "share"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for name, seconds, share in profile.report(wall):
+        table.add_row(name, f"{seconds:.1f}", f"{share:.1%}")
+    return table
+
+
+def _run_argv(args: argparse.Namespace) -> list[str]:
+    """This ``run``'s arguments (not ``--workers``): what each worker of --workers runs."""
+    parts = ["run", str(args.config)]
+    for override in args.overrides:
+        parts += ["--set", override]
     for flag in ("models", "tracking_uri", "storage", "device"):
         value = getattr(args, flag)
         if value:
-            parts.append(f"--{flag.replace('_', '-')} {redact(value)}")
-    return " ".join(parts + (["--force"] if args.force else []))
+            parts += [f"--{flag.replace('_', '-')}", value]
+    return parts + (["--force"] if args.force else [])
+
+
+def _same_command(args: argparse.Namespace) -> str:
+    """This ``pneumobench run`` as a user types it again (passwords masked)."""
+    return " ".join([command(), *(redact(a) for a in _run_argv(args))])
 
 
 def _next_steps(config_path: Path, name: str, uri: str, storage: str, outcomes: list) -> object:

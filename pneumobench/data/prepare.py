@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pneumobench import profile
 from pneumobench.config import ExperimentConfig
 from pneumobench.data.leaks import LeakReport, fingerprints, near_duplicates, shared_patients
 from pneumobench.data.records import ImageRecord, records_digest
@@ -114,7 +115,8 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
     geometry = str(data.image_size) + (f"|{data.resize}" if reshaped else "")
     digest = records_digest(records, records_digest(assignment, geometry))
     where = {int(i): name for name, idx in final.items() for i in idx}
-    leaks = check_leaks(splits, source.has_patient_ids)
+    with profile.stage("leak checks"):
+        leaks = check_leaks(splits, source.has_patient_ids)
     leaks.identical = cross_split_duplicates(loaded.content_digests, where, records)
     notes += _leak_notes(leaks, data.on_leak)
     test_digest = split_digest(records, final["test"], loaded.content_digests)

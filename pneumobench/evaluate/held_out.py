@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pneumobench import profile
 from pneumobench.config.sections import EvaluationConfig
 from pneumobench.data import PreparedData
 from pneumobench.evaluate.calibration import ReliabilityBin, calibration_metrics, reliability_bins
@@ -92,6 +93,19 @@ def evaluate_probabilities(
     discrimination.update({k: float(v[0]) for k, v in curves.items()})
     result = HeldOutResult(discrimination, probs, y, patients)
     result.val_probs = val_probs
+    with profile.stage("bootstraps"):
+        _resampled(result, data, evaluation, seed)
+    return result
+
+
+def _resampled(
+    result: HeldOutResult, data: PreparedData, evaluation: EvaluationConfig, seed: int
+) -> None:
+    """The thresholds, their test numbers, and every interval (the patient bootstraps)."""
+    y, probs, val_probs, patients = result.y_true, result.probs, result.val_probs, result.patients
+    assert val_probs is not None
+    targets = evaluation.operating_points
+    one = np.ones((1, len(y)))
     result.intervals = bootstrap_intervals(
         y,
         probs,
@@ -130,7 +144,6 @@ def evaluate_probabilities(
         result.metrics[name] = float(series[0])
         result.intervals[name] = percentile_interval(series[1:], evaluation.ci_level)
     result.reliability = reliability_bins(y, probs, evaluation.calibration_bins)
-    return result
 
 
 def headline(result: HeldOutResult, evaluation: EvaluationConfig) -> str:

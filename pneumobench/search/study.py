@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 CONNECT_TIMEOUT = 10  # seconds to reach a database server before the run stops with an error
+# One kept connection per worker process, a second only while the heartbeat thread and the main
+# thread write at the same moment: 64 workers stay under PostgreSQL's default max_connections
+# (100; measured by benchmarks/many_workers.py, figures in docs/distributed.md).
+POOL_SIZE, POOL_OVERFLOW = 1, 1
 
 
 def make_sampler(config: ExperimentConfig, n_trials: int = 10) -> optuna.samplers.BaseSampler:
@@ -129,6 +133,7 @@ def make_storage(
         engine_kwargs["connect_args"] = {"timeout": 60}
     elif url.startswith(("postgresql", "mysql")):  # a server that never answers is an error
         engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+        engine_kwargs.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_timeout=120)
     error: Exception | None = None
     for attempt in range(3):  # workers starting together race to create the tables
         try:

@@ -89,6 +89,19 @@ def log_serving(
     return str(version.version)
 
 
+def log_serving_in(
+    run_id: str,
+    bundle: Path,
+    torchscript: Path,
+    experiment: str,
+    version_tags: Mapping[str, str],
+    example_image: bytes,
+) -> str | None:
+    """``log_serving`` into the (finished) run ``run_id``, reopened for it."""
+    with mlflow.start_run(run_id=run_id):
+        return log_serving(bundle, torchscript, experiment, version_tags, example_image)
+
+
 def log_bundle(run_id: str, bundle: Path) -> None:
     """A serving bundle as the ``serving/`` artifacts of a (finished) run."""
     mlflow.MlflowClient().log_artifacts(run_id, str(bundle), S.SERVING_DIR)

@@ -243,6 +243,18 @@ def shift_metric(name: str) -> str:
     return f"shift_{name}"
 
 
+PROFILE_PREFIX = "profile_"  # profile_<stage>_seconds: where a model's time went
+
+
+def profile_metrics(stages: dict[str, float]) -> dict[str, float]:
+    """``{stage: seconds}`` under metric names (``final evaluation`` ->
+    ``profile_final_evaluation_seconds``)."""
+    return {
+        f"{PROFILE_PREFIX}{name.replace(' ', '_')}_seconds": float(seconds)
+        for name, seconds in stages.items()
+    }
+
+
 def ci_names(key: str) -> tuple[str, str]:
     """The interval's metric names of ``key`` (``test_recall`` -> ``test_recall_ci_low``, ...)."""
     return f"{key}_ci_low", f"{key}_ci_high"

@@ -51,7 +51,7 @@ def test_leaderboard_and_report_judge_with_the_configs_resamples_and_alpha(
         seen.append(("leaderboard", evaluation.bootstrap_resamples, evaluation.alpha))
         return []
 
-    def fake_report(name, uri, storage, metric, evaluation):
+    def fake_report(name, uri, storage, metric, evaluation, subgroups=None):
         seen.append(("report", evaluation.bootstrap_resamples, evaluation.alpha))
         return types.SimpleNamespace(models=[])
 

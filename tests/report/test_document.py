@@ -134,12 +134,17 @@ def test_server_rest_api_report_and_remote_checkpoint(tmp_path: Path, fake_kerma
         expected_plots = {
             "roc_pr",
             "confusion_matrices",
+            "reliability",
+            "decision_curve",
+            "subgroups_forest",  # the fake file names' pathogens
             "saliency",
             "saliency_disagreement",
             "validation_curves",
             *(f"history_{m}" for m in LABELS),
             *(f"importances_{m}" for m in LABELS),
         }
+        if "failures" in parsed.plots:  # only where the top model made an error at its threshold
+            expected_plots.add("failures")
         assert sorted(parsed.plots) == sorted(expected_plots)
         assert len(parsed.images) == len(expected_plots)
         for src in parsed.images:  # embedded, so the file opens offline
