@@ -18,6 +18,7 @@ ahead cannot take over a live lock.
 
 from __future__ import annotations
 
+import random
 import time
 
 import sqlalchemy as sa
@@ -107,9 +108,14 @@ class Claims:
         with self.engine.begin() as conn:
             conn.execute(_claims.delete().where(_claims.c.key == key, _claims.c.holder == holder))
 
-    def acquire(self, key: str, *, stale_after: float = 120.0, poll: float = 0.05) -> Lease:
-        """A mutex across processes and hosts, held until the lease is released."""
+    def acquire(
+        self, key: str, *, stale_after: float = 120.0, poll: float = 0.05, max_poll: float = 1.0
+    ) -> Lease:
+        """A mutex across processes and hosts, held until the lease is released. A waiter
+        polls after ``poll`` seconds, doubling up to ``max_poll``, jittered: many workers
+        waiting on one lock do not flood the database with attempts."""
         me = f"{this_worker()}:{time.time_ns()}"  # unique even for nested use by one process
+        wait = poll
         while True:
             holder = self.claim(key, me)
             if holder == me:
@@ -120,7 +126,8 @@ class Claims:
                 dead = is_dead_local_worker(old.rsplit(":", 1)[0])
                 if self.take_over(key, old, me, None if dead else stale_after):
                     return Lease(self, key, me)
-            time.sleep(poll)
+            time.sleep(wait * random.uniform(0.5, 1.5))
+            wait = min(wait * 2, max_poll)
 
 
 class Lease:
