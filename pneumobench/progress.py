@@ -142,6 +142,8 @@ class PlainProgress:
         done, total = s.batch
         elapsed = time.monotonic() - s.epoch_started
         rate = f", {done / elapsed:.0f} img/s" if elapsed > 0 and done else ""
+        if elapsed > 0 and 0 < done < total:
+            rate += f", epoch ETA {duration((total - done) * elapsed / done)}"
         parts = [f"model {s.model_index}/{s.n_models} {s.model}", f"trial {s.trial}"]
         if s.epoch:
             parts.append(f"epoch {s.epoch}")
@@ -254,6 +256,8 @@ class LiveProgress(PlainProgress):
         self._last_batch = now
         elapsed = now - self.state.epoch_started
         rate = f" {done / elapsed:.0f} img/s" if elapsed > 0 else ""
+        if elapsed > 0 and 0 < done < total:
+            rate += f" ~{duration((total - done) * elapsed / done)} left"
         self._update(label, batch=f"{done}/{total} img{rate}")
         self._run_eta()
 
