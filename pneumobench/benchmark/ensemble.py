@@ -227,16 +227,19 @@ def _evaluate(run: EnsembleRun, row: EnsembleRow) -> str | None:
         looks + 1,
     )
     console.print(f"[bold green]{label}[/] ({description}): {headline(result, config.evaluation)}")
-    publish_ensemble(
-        run_id,
-        [m.run_id for m in members],
-        label,
-        result.thresholds,
-        config,
-        data.test.images,
-        test_probs,
-        console,
-    )
+    try:
+        publish_ensemble(
+            run_id,
+            [m.run_id for m in members],
+            label,
+            result.thresholds,
+            config,
+            data.test.images,
+            test_probs,
+            console,
+        )
+    except Exception as exc:  # the row is evaluated and logged; only its deployment failed
+        console.print(f"  [yellow]{label} not deployable[/]: {type(exc).__name__}: {exc}"[:400])
     return run_id
 
 

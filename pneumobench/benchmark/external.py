@@ -3,9 +3,10 @@ external test set, once, at the thresholds each deploys.
 
 Each model is rebuilt from its serving bundle (weights only, as ``predict`` does) and sees the
 external images decoded at its own image size and resize rule. An ensemble averages its
-members' probabilities, as it did on the internal test. Seed ensembles (and ensembles holding
-one) cannot be evaluated: seed repeats keep their predictions, not their weights. Each
-evaluation is logged as a run nested under the model's run (``tracking.writer.log_external_run``)
+members' probabilities, as it did on the internal test (and as its deployed bundle does; a
+seed ensemble's seeds rebuilt from their own bundles). A row whose runs have no bundle (logged
+before seed repeats kept their weights) is skipped, saying so. Each
+evaluation is logged as a run nested under the model's run (``tracking.external.log_external_run``)
 and counted as a look at the external set; the same model is not evaluated on the same set
 twice unless forced (and a forced look is counted).
 """
@@ -22,6 +23,7 @@ from rich.console import Console
 
 from pneumobench.config import ExperimentConfig
 from pneumobench.data.external import ExternalSet, load_external
+from pneumobench.errors import ModelError, TrackingError
 from pneumobench.evaluate.external import SHOWN, ExternalResult, TestPredictions, compare_external
 from pneumobench.evaluate.held_out import predictions_csv
 from pneumobench.report.clinical_plots import operating_shift, score_shift
@@ -97,42 +99,36 @@ def describe(result: ExternalResult) -> str:
     return "; ".join(parts)
 
 
-def _member_runs(store: Any, row: LeaderboardRow) -> list[str] | str:
-    """The runs whose serving bundles make the row's probabilities, or why there are none."""
-    if not row.is_ensemble:
-        return [row.run_id]
-    run = store.get_run(row.run_id)
-    if run.data.tags.get(S.ENSEMBLE_KIND) == S.ENSEMBLE_SEEDS:
-        return "a seed ensemble: its seed repeats keep predictions, not weights"
-    members = []
-    for run_id in run.data.tags.get(S.ENSEMBLE_RUNS, "").split(","):
-        member = store.get_run(run_id)
-        if member.data.tags.get(S.FAMILY) == S.FAMILY_ENSEMBLE:
-            return "it holds a seed ensemble, whose seed repeats keep no weights"
-        members.append(run_id)
-    return members or "no member runs recorded"
+def _member_runs(store: Any, row: LeaderboardRow) -> list[tuple[str, float]]:
+    """(run, weight) of every single model behind the row (the row's own run, or its
+    ensemble's members flattened as the deployed ensemble is: ``deploy.flatten``)."""
+    from pneumobench.benchmark.deploy import flatten
+
+    return flatten(store, row.run_id)
 
 
 def _probabilities(
-    run_ids: list[str], external: ExternalSet, models: dict[str, tuple[Any, Any]]
+    members: list[tuple[str, float]], external: ExternalSet, models: dict[str, tuple[Any, Any]]
 ) -> np.ndarray:
+    """The row's probabilities on the external images: its members' weighted mean, each
+    decoded at its own size and resize rule."""
     from pneumobench.serving.bundle import load_bundle
     from pneumobench.serving.predictor import probabilities
     from pneumobench.tracking.models import download_serving
 
-    out = []
-    for run_id in run_ids:
+    total = None
+    for run_id, weight in members:
         if run_id not in models:
             with tempfile.TemporaryDirectory() as tmp:
                 models[run_id] = load_bundle(download_serving(run_id, Path(tmp)))
         model, spec = models[run_id]
         images = external.images(spec.image_size, spec.resize)
-        out.append(
-            np.concatenate(
-                [probabilities(model, images[i : i + 256]) for i in range(0, len(images), 256)]
-            )
+        probs = np.concatenate(
+            [probabilities(model, images[i : i + 256]) for i in range(0, len(images), 256)]
         )
-    return np.mean(out, axis=0)
+        total = weight * probs if total is None else total + weight * probs
+    assert total is not None
+    return total
 
 
 def _evaluate_row(
@@ -145,9 +141,7 @@ def _evaluate_row(
     force: bool,
 ) -> ExternalOutcome:
     members = _member_runs(store, row)
-    if isinstance(members, str):
-        return ExternalOutcome(row.model, skipped=members)
-    looks = reader.external_looks(store, experiment_id, row.model, external.digest)
+    looks = reader.external_looks(store, experiment_id, row.run_id, external.digest)
     if looks and not force:
         return ExternalOutcome(
             row.model,
@@ -158,7 +152,10 @@ def _evaluate_row(
         for p in S.POINTS
         if S.threshold_name(p) in row.all_metrics
     }
-    probs = _probabilities(members, external, models)
+    try:
+        probs = _probabilities(members, external, models)
+    except (TrackingError, ModelError) as exc:  # a run logged before bundles were kept, ...
+        return ExternalOutcome(row.model, skipped=str(exc).splitlines()[0][:300])
     if probs.shape[1] != len(config.class_names):
         return ExternalOutcome(row.model, skipped="its classes are not this experiment's task's")
     _, y_int, p_int, patients_int = reader.read_predictions(store, row.run_id)

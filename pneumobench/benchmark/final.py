@@ -22,7 +22,7 @@ from pneumobench.data import PreparedData
 from pneumobench.data.batches import BatchFeeder
 from pneumobench.evaluate.held_out import HeldOutResult, evaluate_probabilities, headline
 from pneumobench.tracking import schema as S
-from pneumobench.train.device import is_allocation_failure, release_memory
+from pneumobench.train.device import exact_fp32, is_allocation_failure, release_memory
 from pneumobench.train.protocol import fit, predict
 from pneumobench.train.starting_point import StartingPoint
 
@@ -148,7 +148,7 @@ def evaluate_test(
     unchanged to test. Intervals resample test patients (images where no patient ids exist).
     With ``evaluation.tta`` the predictions of validation and test alike are test-time augmented.
     """
-    with profile.stage("final evaluation"):
+    with profile.stage("final evaluation"), exact_fp32(device):
         probs, val_probs = _predict_both(model, data, device, batch_size, evaluation.tta)
     return evaluate_probabilities(probs, val_probs, data, evaluation, seed)
 
@@ -156,7 +156,7 @@ def evaluate_test(
 def _predict_both(
     model: nn.Module, data: PreparedData, device: torch.device, batch_size: int, tta: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    # fp32, as predict, export and serving compute: on a GPU autocast would move P(pneumonia)
+    # fp32 without TF32, as predict, export and serving compute: on a GPU autocast would move P
     # by up to 1e-2 and tie thousands of scores, and the thresholds come from these numbers
     test, val = BatchFeeder(data.test, device), BatchFeeder(data.val, device)
     probs = predict_with_retries(model, test, batch_size, device, tta)

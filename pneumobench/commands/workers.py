@@ -6,9 +6,9 @@ Each worker is ``pneumobench run`` itself, with its share of the machine in its 
 on GPUs one GPU (``CUDA_VISIBLE_DEVICES``) per worker, ``--workers-per-gpu K`` packing K small
 models onto each; on CPU the cores split evenly (``torch`` threads, OpenMP and MKL pools).
 ``auto``: one worker per visible GPU (times K), else one per four CPU cores (at least one).
-Worker 1 draws the progress display; every worker's full output is in
-``.pneumobench/workers/worker-<i>.log``. Ctrl-C reaches every worker (they share the terminal's
-process group); each stops cleanly, and the same command resumes.
+Worker 1 draws the progress display on the terminal; the others' full output is in
+``.pneumobench/workers/worker-<i>.log``. Ctrl-C (or a SIGTERM to this command) is passed to
+every worker; each stops cleanly, and the same command resumes.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ class WorkerShare:
 
 def plan_workers(workers: str, per_gpu: int, gpus: list[str], cores: int) -> list[WorkerShare]:
     """The workers ``--workers`` asks for, each with its GPU or its share of the cores."""
+    if per_gpu < 1:
+        raise ConfigError(f"--workers-per-gpu {per_gpu}: at least 1")
     if workers == "auto":
         n = len(gpus) * per_gpu if gpus else max(1, cores // CORES_PER_CPU_WORKER)
     else:
@@ -70,11 +72,12 @@ def visible_gpus() -> list[str]:
 
 def run_workers(shares: list[WorkerShare], argv: list[str], console: Console) -> int:
     """Start every worker (``pneumobench`` with ``argv``), wait for all; the worst exit code
-    (130 after Ctrl-C)."""
+    (130 after Ctrl-C or SIGTERM, which every worker is given)."""
+    import signal
+
     logs = Path(".pneumobench") / "workers"
     logs.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pneumobench", *argv]
-    procs = []
+    procs: list[tuple[subprocess.Popen, object]] = []
     for share in shares:
         env = {
             **os.environ,
@@ -83,39 +86,33 @@ def run_workers(shares: list[WorkerShare], argv: list[str], console: Console) ->
             "MKL_NUM_THREADS": str(share.threads),
             WORKER_ENV: f"{share.index + 1}/{len(shares)}",
         }
-        if share.gpu is not None:
+        command = [sys.executable, "-m", "pneumobench", *argv]
+        if share.gpu is not None:  # its one visible GPU is cuda:0 inside it
             env["CUDA_VISIBLE_DEVICES"] = share.gpu
-        log = (logs / f"worker-{share.index + 1}.log").open("w")
-        first = share.index == 0  # worker 1 draws on this terminal, and logs too (via tee)
-        procs.append(
-            (
-                subprocess.Popen(
-                    command,
-                    env=env,
-                    stdout=None if first else log,
-                    stderr=None if first else log,
-                ),
-                log,
-            )
-        )
+            command += ["--device", "cuda"]
+        log = None if share.index == 0 else (logs / f"worker-{share.index + 1}.log").open("w")
+        procs.append((subprocess.Popen(command, env=env, stdout=log, stderr=log), log))
         where = f"GPU {share.gpu}" if share.gpu is not None else f"{share.threads} thread(s)"
-        console.print(f"worker {share.index + 1}/{len(shares)}: {where}, log {log.name}")
+        shown = "this terminal" if log is None else f"{logs}/worker-{share.index + 1}.log"
+        console.print(f"worker {share.index + 1}/{len(shares)}: {where}, output: {shown}")
         time.sleep(0.5)  # the first worker creates the studies and parents; the rest join
-    codes = []
     try:
-        for proc, log in procs:
-            codes.append(proc.wait())
-            log.close()
-    except KeyboardInterrupt:  # every worker got the same Ctrl-C: let each finish cleanly
-        for proc, log in procs:
+        codes = [proc.wait() for proc, _ in procs]
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: every worker stops cleanly, then this
+        for proc, _ in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 120
+        for proc, _ in procs:
             try:
-                proc.wait(timeout=120)
+                proc.wait(timeout=max(1.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
-            log.close()
         return 130
+    finally:
+        for _, log in procs:
+            if log is not None:
+                log.close()
     worst = max(codes, key=lambda c: (c != 0, abs(c)))
-    console.print(
-        f"{len(shares)} worker(s) done, exit codes {codes}; their logs: {logs}/worker-<i>.log"
-    )
+    console.print(f"{len(shares)} worker(s) done, exit codes {codes}; logs in {logs}")
     return worst

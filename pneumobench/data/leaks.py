@@ -85,8 +85,8 @@ def fingerprints(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     hashes = np.zeros(len(images), dtype=np.uint64)
     thumbs = np.zeros((len(images), 1024), dtype=np.float32)
     weights = (1 << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
-    for start in range(0, len(images), 2048):
-        small = area_resize(np.asarray(images[start : start + 2048]), 32)
+    for start in range(0, len(images), 256):  # float64 integral images: keep chunks small
+        small = area_resize(np.asarray(images[start : start + 256]), 32)
         low = dctn(small, axes=(1, 2), norm="ortho")[:, :8, :8].reshape(len(small), 64)
         median = np.median(low[:, 1:], axis=1, keepdims=True)  # the DC term would dominate
         bits = (low > median).astype(np.uint64)

@@ -18,9 +18,10 @@ import numpy as np
 from pneumobench.config.sections import EvaluationConfig
 from pneumobench.data.subgroups import read_subgroups
 from pneumobench.evaluate.calibration import calibration_metrics, reliability_bins
+from pneumobench.evaluate.metrics import is_pneumonia, pneumonia_score
 from pneumobench.evaluate.statistics import cluster_weights, percentile_interval
 from pneumobench.evaluate.subgroups import SubgroupRow, derived_groupings, subgroup_rows
-from pneumobench.evaluate.utility import decision_curve, threshold_grid
+from pneumobench.evaluate.utility import decision_curve, net_benefit, threshold_grid
 from pneumobench.report import clinical_plots, plots
 from pneumobench.report.figures import Figure, Section, Table
 from pneumobench.report.rows import LeaderboardRow
@@ -119,7 +120,12 @@ def utility_section(
         above = curve.model > np.maximum(curve.treat_all, curve.treat_none) + 1e-12
         useful = grid[above]
         span = f"{useful.min():.2f} to {useful.max():.2f}" if len(useful) else "nowhere"
-        at_t = float(np.interp(t, grid, curve.model)) if t is not None else math.nan
+        p = predictions[label]
+        at_t = (
+            float(net_benefit(is_pneumonia(p.y), pneumonia_score(p.probs), np.array([t]))[0])
+            if t is not None and 0 < t < 1
+            else math.nan
+        )
         cells.append([label, f"{t:.3f}" if t is not None else "n/a", _num(at_t), span])
     low, high = evaluation.decision_curve
     return Section(

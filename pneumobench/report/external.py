@@ -47,8 +47,10 @@ def _section(
 ) -> Section:
     headers, cells = external_cells(rows, name, wide=True)
     scores, points = {}, {}
-    for label, run in runs.items():
-        if label not in internal:
+    labels = {r.run_id: r.model for r in rows}
+    for model_run, run in runs.items():
+        label = labels.get(model_run)
+        if label is None or label not in internal:
             continue
         _, y, probs, _ = reader.read_predictions(store, run.info.run_id)
         inside = internal[label]

@@ -99,11 +99,11 @@ def load_leaderboard(
     deployed = _alias_run(store, experiment)
     for row in evaluated:
         row.deployed = row.run_id == deployed
-    by_label = {r.model: r for r in evaluated}
+    by_run = {r.run_id: r for r in evaluated}
     for name, runs in reader.external_runs(store, exp.experiment_id).items():
-        for label, run in runs.items():
-            if label in by_label:
-                by_label[label].external[name] = dict(sorted(run.data.metrics.items()))
+        for model_run, run in runs.items():
+            if model_run in by_run:
+                by_run[model_run].external[name] = dict(sorted(run.data.metrics.items()))
     targets = evaluated[0].targets(evaluation.operating_points)
     for row in evaluated:
         if row.seed_runs and row.n_seeds > 1:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pneumobench.config.sections import OperatingPointsConfig
+from pneumobench.evaluate.deployed import target_status
 from pneumobench.report.rows import LeaderboardRow
 from pneumobench.tracking import schema as S
 
@@ -35,16 +37,18 @@ def model_card(
     """The card's Markdown for ``row`` (the champion) registered as ``registered``/``version``."""
     tags, m = run.data.tags, row.all_metrics
     target_spec = row.op_target_specificity or "?"
+    targets = row.targets(OperatingPointsConfig())
     threshold = m.get(S.threshold_name(DEPLOYED), math.nan)
     val_spec = m.get(S.val_metric(S.point_metric(DEPLOYED, "specificity")), math.nan)
     sens = S.test_metric(S.point_metric(DEPLOYED, "recall"))
     spec = S.test_metric(S.point_metric(DEPLOYED, "specificity"))
-    spec_low = m.get(S.ci_names(spec)[0], math.nan)
-    held = (
-        "held on test"
-        if math.isfinite(spec_low) and spec_low >= float(target_spec or 0)
-        else "did NOT hold on test: the test population differs from validation"
-    )
+    low, high = (m.get(k, math.nan) for k in S.ci_names(spec))
+    status = target_status(DEPLOYED, low, high, targets)
+    held = {
+        "below": "did NOT hold on test: the test population differs from validation",
+        "above": "held on test (exceeded)",
+        "held": "held on test (its interval covers the target)",
+    }.get(status or "", "not judged (no interval)")
     lines = [
         f"# Model card: {registered} version {version} ({row.model})",
         "",

@@ -88,7 +88,12 @@ def publish(
     sample = np.asarray(test_images[:PARITY_IMAGES], dtype=np.uint8)
     with tempfile.TemporaryDirectory(prefix="pneumobench-serving-") as tmp:
         bundle = write_bundle(Path(tmp) / "bundle", model, spec, sample)
-        traced = export.torchscript(model, export.to_batch(sample[:1]), Path(tmp) / "model.pt")
+        served = model
+        if spec.tta == "hflip":  # the served network averages with the mirror, as evaluated
+            from pneumobench.serving.ensemble import MirrorAveraged
+
+            served = MirrorAveraged(model).eval()
+        traced = export.torchscript(served, export.to_batch(sample[:1]), Path(tmp) / "model.pt")
         tags = {
             S.LABEL: spec.label,
             "run_id": run_id,

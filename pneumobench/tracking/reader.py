@@ -62,8 +62,9 @@ def test_set_looks(store: Any, test_digest: str) -> tuple[int, int]:
 
 
 def external_runs(store: Any, experiment_id: str) -> dict[str, dict[str, Any]]:
-    """The latest external evaluation of each model on each external set:
-    ``{set name: {label: run}}``, sets in the order they were first evaluated."""
+    """The latest external evaluation of each final model run on each external set:
+    ``{set name: {model run id: run}}``, sets in the order they were first evaluated (by run,
+    not label: an ensemble evaluated again with other members is another row)."""
     runs = store.search_runs(
         [experiment_id],
         filter_string=f"tags.`{S.ROLE}` = '{S.ROLE_EXTERNAL}' and attributes.status = 'FINISHED'",
@@ -72,17 +73,19 @@ def external_runs(store: Any, experiment_id: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for run in runs:
         tags = run.data.tags
-        out.setdefault(tags.get(S.EXTERNAL_NAME, "external"), {})[tags.get(S.LABEL, "")] = run
+        parent = tags.get("mlflow.parentRunId", "")
+        out.setdefault(tags.get(S.EXTERNAL_NAME, "external"), {})[parent] = run
     return out
 
 
-def external_looks(store: Any, experiment_id: str, label: str, digest: str) -> int:
-    """How often ``label`` was evaluated on the external set of this content before."""
+def external_looks(store: Any, experiment_id: str, model_run: str, digest: str) -> int:
+    """How often the final model of ``model_run`` was evaluated on the external set of this
+    content before."""
     runs = store.search_runs(
         [experiment_id],
         filter_string=(
-            f"tags.`{S.ROLE}` = '{S.ROLE_EXTERNAL}' and tags.`{S.LABEL}` = '{label}' "
-            f"and tags.`{S.TEST_DIGEST}` = '{digest}'"
+            f"tags.`{S.ROLE}` = '{S.ROLE_EXTERNAL}' and tags.`mlflow.parentRunId` = "
+            f"'{model_run}' and tags.`{S.TEST_DIGEST}` = '{digest}'"
         ),
     )
     return len(runs)

@@ -145,6 +145,20 @@ def gpu_uuid(device: torch.device) -> str | None:
     return str(uuid) if uuid is not None else None
 
 
+@contextlib.contextmanager
+def exact_fp32(device: torch.device) -> Iterator[None]:
+    """TF32 off inside the block (CUDA): what CPU predict, export and serving compute."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 def configure_backends(device: torch.device) -> None:
     """cuDNN autotuning and TF32 matmuls on CUDA."""
     if device.type == "cuda":

@@ -42,5 +42,5 @@ def test_two_workers_finish_exactly_n_trials_between_them(
     finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
     assert len(finished) == 3
     workers = {t.user_attrs.get("worker", "").rsplit(":", 1)[-1] for t in study.trials}
-    assert (tmp_path / ".pneumobench" / "workers" / "worker-2.log").is_file()
+    assert (tmp_path / ".pneumobench" / "workers" / "worker-2.log").is_file()  # worker 1: terminal
     assert len(workers) >= 1  # who ran which trial is the claims' business; the count is exact
