@@ -137,7 +137,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
         raw = tiny_config(data)
         raw["search"]["n_trials"] = 1
         config = write_config(folder / "experiments.yaml", raw)
-        assert main(["run", str(config)]) == 0
+        assert main(["run", str(config), "--profile-out", "profile.json"]) == 0
     finally:
         os.chdir(cwd)
     return folder

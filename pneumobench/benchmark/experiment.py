@@ -6,18 +6,22 @@ found again through its claim, and a model whose final evaluation is logged is n
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
+import torch
 from rich.console import Console
 
 from pneumobench import profile
 from pneumobench.benchmark.ensemble import build_ensembles
 from pneumobench.benchmark.model_run import ExperimentContext, ModelOutcome, ModelRun, Outcome
 from pneumobench.config import ExperimentConfig
-from pneumobench.config.plan import plan_models
+from pneumobench.config.plan import ModelPlan, plan_models
 from pneumobench.data import PreparedData, prepare_data
 from pneumobench.errors import ConfigError, ModelError
 from pneumobench.progress import make_progress
@@ -41,10 +45,50 @@ def run_experiment(
     final evaluation is logged.
     """
     console = console or Console()
-    profile.reset()
+    profile.forget_models()
     # Optuna logs every failed trial with its traceback (a Ctrl-C too); pneumobench reports
     # trials itself, in one line each.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    with profile.stage("setup"):
+        device, plans, claims, experiment_id, starts = _set_up(config)
+    started = time.perf_counter()
+    with profile.stage("data"):
+        data = prepare_data(config)
+    _print_data(console, config, data, str(device), time.perf_counter() - started)
+    outcomes = []
+    with make_progress(console) as progress, _long_lived_frozen():
+        progress.run_started([(p.label, p.n_trials, p.protocol.max_epochs) for p in plans])
+        ctx = ExperimentContext(
+            config, data, experiment_id, device, claims, console, progress, force
+        )
+        for plan, start in zip(plans, starts, strict=True):
+            outcomes.append(ModelRun(plan, ctx, start).run())
+        if all(o.status != Outcome.FAILED for o in outcomes):
+            with profile.stage("ensembles"):
+                build_ensembles(config, data, experiment_id, console, force)
+    return outcomes
+
+
+@contextlib.contextmanager
+def _long_lived_frozen() -> Iterator[None]:
+    """Everything alive when the models start (the libraries, the starting weights, the data)
+    lives as long as the run: frozen out of the cyclic garbage collector, the full collection
+    after every trial (Optuna's ``gc_after_trial``, which frees a trial's tensors on a GPU) no
+    longer walks it (its cost: docs/performance.md). Unfrozen when the run ends, so a process
+    that runs several experiments still collects the earlier ones' cycles."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _set_up(
+    config: ExperimentConfig,
+) -> tuple[torch.device, list[ModelPlan], Claims, str, list[StartingPoint]]:
+    """Everything that can be checked without training, checked first: the device, model
+    names, the Optuna storage and the MLflow store; every model built."""
     device = resolve_device(config.device)
     load_plugins(config.plugins, config.base_dir)  # before any model name is resolved
     plans = plan_models(config)
@@ -62,22 +106,7 @@ def run_experiment(
     # Every model is built (pretrained weights fetched) before any data or trial: a missing
     # download stops the run in seconds, not after hours of other models' training.
     starts = [StartingPoint(plan, len(config.class_names)) for plan in plans]
-    started = time.perf_counter()
-    with profile.stage("data"):
-        data = prepare_data(config)
-    _print_data(console, config, data, str(device), time.perf_counter() - started)
-    outcomes = []
-    with make_progress(console) as progress:
-        progress.run_started([(p.label, p.n_trials, p.protocol.max_epochs) for p in plans])
-        ctx = ExperimentContext(
-            config, data, experiment_id, device, claims, console, progress, force
-        )
-        for plan, start in zip(plans, starts, strict=True):
-            outcomes.append(ModelRun(plan, ctx, start).run())
-    if all(o.status != Outcome.FAILED for o in outcomes):
-        with profile.stage("ensembles"):
-            build_ensembles(config, data, experiment_id, console, force)
-    return outcomes
+    return device, plans, claims, experiment_id, starts
 
 
 def _require_writable(folder: Path, key: str) -> None:

@@ -120,7 +120,8 @@ class ModelRun:
             ctx.console.print(f"[yellow]{note}[/]")
         with writer.model_run(parent_id), profile.model(plan.label):
             if must_describe:
-                describe_parent(plan, self.start.facts, ctx.data, ctx.config, ctx.device)
+                with profile.stage("logging and registry"):
+                    describe_parent(plan, self.start.facts, ctx.data, ctx.config, ctx.device)
             return self._search_and_evaluate(parent_id)
 
     # --- search ---------------------------------------------------------------------------------
@@ -135,7 +136,7 @@ class ModelRun:
                 "a crash or kill: marked failed, their slots run again"
             )
         close_orphan_runs(study)
-        with profile.stage(profile.TRAINING, plan.label):
+        with profile.stage("search bookkeeping", plan.label):  # ``fit`` inside: training
             self._search(study)
         close_orphan_runs(study)  # runs of trials whose worker died meanwhile
         if best_trial(study) is None:
@@ -265,8 +266,8 @@ class ModelRun:
         with profile.stage("logging and registry", plan.label):
             self._log_final(result, best)
             self._publish(result)
-        if plan.seeds:
-            with profile.stage(profile.TRAINING, plan.label):  # the seeds' retraining
+        if plan.seeds:  # their ``fit`` is training, their predictions final evaluation
+            with profile.stage("logging and registry", plan.label):
                 self._repeat_with_seeds(result)
         writer.log_metrics(S.profile_metrics(profile.of_model(plan.label)))
         writer.mark_final_done(counted_trials(study), best.number)

@@ -8,6 +8,8 @@ a run with a failed model exits 1. Each sub-command is one module of this packag
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import os
 import sys
 from types import ModuleType
@@ -27,6 +29,7 @@ from pneumobench.commands import (
     run,
     ui,
 )
+from pneumobench.commands.workers import WORKER_ENV
 from pneumobench.errors import PneumobenchError
 from pneumobench.text import command, redact
 
@@ -58,8 +61,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_exit_code: int | None = None  # what the program returns, for ``_exit_without_teardown``
+
+
 def main(argv: list[str] | None = None) -> int:
-    """The ``pneumobench`` command; its exit code."""
+    """The ``pneumobench`` command; its exit code.
+
+    Run as the program (``argv`` None: the console script, ``python -m pneumobench``), it exits
+    without the interpreter's teardown once every library's exit handler has run
+    (``_exit_without_teardown``)."""
+    global _exit_code
+    if argv is None:
+        atexit.register(_exit_without_teardown)  # registered first, so it runs last
+    _exit_code = _main(argv)
+    return _exit_code
+
+
+def _exit_without_teardown() -> None:
+    """The last exit handler: MLflow's, Optuna's, logging's and the temporary folders' handlers
+    have run; what is left is Python freeing torch, MLflow and pandas module by module, which
+    takes seconds and changes nothing on disk (docs/performance.md). Output is flushed first.
+    An exception that escaped ``main`` leaves the normal exit alone."""
+    if _exit_code is None:
+        return
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(_exit_code)
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # runs must work with no network
     # An unreachable tracking server is reported in seconds, not after minutes of retries.
@@ -79,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
+        worker = os.environ.get(WORKER_ENV)
+        if worker:  # started by --workers: the command that started it says how to resume
+            err.print(f"[bold yellow]worker {worker} interrupted[/]: its finished trials are kept")
+            return 130
         again = " ".join([command(), *(argv if argv is not None else sys.argv[1:])])
         err.print(
             "\n[bold yellow]interrupted.[/] Finished trials and runs are kept, the interrupted "

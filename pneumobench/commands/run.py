@@ -47,6 +47,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     run.add_argument(
         "--workers-per-gpu", type=int, default=1, help="with --workers: workers sharing each GPU"
     )
+    run.add_argument(
+        "--profile-out",
+        type=Path,
+        metavar="FILE.json",
+        help="also write the stage profile (where the time went) to this JSON file",
+    )
     return run
 
 
@@ -84,35 +90,38 @@ def resolved_config(args: argparse.Namespace) -> Any:
 
 def main(args: argparse.Namespace, console: Console) -> int:
     """Run the benchmark; 1 when a model failed."""
+    from pneumobench import profile
     from pneumobench.tracking.urls import probe
 
+    started = time.perf_counter()
+    profile.reset()
     interrupts.install()
-    config = resolved_config(args)  # a bad config, and an unreachable tracking store, fail
-    probe(config.tracking.uri)  #      in seconds, before torch and mlflow are imported
+    with profile.stage("start-up"):
+        config = resolved_config(args)  # a bad config, and an unreachable tracking store,
+        probe(config.tracking.uri)  #      fail in seconds, before torch and mlflow are imported
+        if args.profile_out:
+            _require_writable_file(args.profile_out)
     if args.workers is not None:
         import os
+
+        if args.profile_out:
+            raise ConfigError(
+                "--profile-out profiles one process: drop --workers (each worker prints its "
+                "own profile) or --profile-out"
+            )
 
         from pneumobench.commands.workers import plan_workers, run_workers, visible_gpus
 
         gpus = visible_gpus() if config.device != "cpu" else []
         shares = plan_workers(args.workers, args.workers_per_gpu, gpus, os.cpu_count() or 1)
         return run_workers(shares, _run_argv(args), console)
-    _limit_threads()
-    from pneumobench.benchmark.experiment import run_experiment
-    from pneumobench.benchmark.model_run import Outcome
-    from pneumobench.commands.promote import promote_champion
-    from pneumobench.report.leaderboard import (
-        champion_note,
-        load_leaderboard,
-        normalize_metric,
-        targets_of,
-        test_looks,
-    )
-    from pneumobench.report.render import rich_table, store_notes
-    from pneumobench.tracking.store import storage_failure
-    from pneumobench.tracking.writer import close_active_runs
-
-    started = time.perf_counter()
+    with profile.stage("start-up"):
+        _limit_threads()
+        from pneumobench.benchmark.experiment import run_experiment
+        from pneumobench.benchmark.model_run import Outcome
+        from pneumobench.commands.promote import promote_champion
+        from pneumobench.tracking.store import storage_failure
+        from pneumobench.tracking.writer import close_active_runs
     try:
         outcomes = run_experiment(config, force=args.force, console=console)
     except PneumobenchError:
@@ -123,18 +132,16 @@ def main(args: argparse.Namespace, console: Console) -> int:
             raise
         close_active_runs("FAILED")
         raise type(failure)(f"{failure}\n  Resume with: {_same_command(args)}") from None
+    with profile.stage("report"):
+        rows = _print_leaderboard(config, console)
+    with profile.stage("logging and registry"):
+        promote_champion(
+            config.name, config.tracking.uri, rows, DEFAULT_METRIC, console, config.evaluation
+        )
     wall = time.perf_counter() - started
-    rows = load_leaderboard(config.name, DEFAULT_METRIC, config.tracking.uri, config.evaluation)
-    targets = targets_of(rows, config.evaluation.operating_points)
-    notes = store_notes(rows, test_looks(config.tracking.uri, rows))
-    key = normalize_metric(DEFAULT_METRIC)
-    chosen = champion_note(config.tracking.uri, rows, key, config.evaluation)
-    notes += [chosen] if chosen else []
-    console.print(rich_table(rows, DEFAULT_METRIC, f"{config.name} leaderboard", targets, notes))
-    promote_champion(
-        config.name, config.tracking.uri, rows, DEFAULT_METRIC, console, config.evaluation
-    )
     console.print(_profile_table(wall))
+    if args.profile_out:
+        _write_profile(args.profile_out, wall)
     console.print(
         _next_steps(args.config, config.name, config.tracking.uri, config.search.storage, outcomes)
     )
@@ -152,6 +159,53 @@ def _limit_threads() -> None:
         import torch
 
         torch.set_num_threads(int(threads))
+
+
+def _print_leaderboard(config: Any, console: Console) -> list[Any]:
+    """The leaderboard by the default metric, as ``pneumobench leaderboard`` prints it."""
+    from pneumobench.report.leaderboard import (
+        champion_note,
+        load_leaderboard,
+        normalize_metric,
+        targets_of,
+        test_looks,
+    )
+    from pneumobench.report.render import rich_table, store_notes
+
+    rows = load_leaderboard(config.name, DEFAULT_METRIC, config.tracking.uri, config.evaluation)
+    targets = targets_of(rows, config.evaluation.operating_points)
+    notes = store_notes(rows, test_looks(config.tracking.uri, rows))
+    key = normalize_metric(DEFAULT_METRIC)
+    chosen = champion_note(config.tracking.uri, rows, key, config.evaluation)
+    notes += [chosen] if chosen else []
+    console.print(rich_table(rows, DEFAULT_METRIC, f"{config.name} leaderboard", targets, notes))
+    return rows
+
+
+def _require_writable_file(path: Path) -> None:
+    """``--profile-out``'s folder, checked before the run rather than after it."""
+    import os
+
+    folder = path.expanduser().resolve().parent
+    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise ConfigError(
+            f"--profile-out {path}: not a writable file path (its folder {folder} must exist "
+            "and be writable)"
+        )
+
+
+def _write_profile(path: Path, wall: float) -> None:
+    """``--profile-out``: the stage profile as JSON (``benchmarks/stage_profile.py`` reads it)."""
+    import json
+
+    from pneumobench import profile
+
+    try:
+        path.write_text(json.dumps(profile.as_json(wall), indent=2) + "\n")
+    except OSError as exc:
+        raise ConfigError(
+            f"--profile-out {path}: cannot write it ({exc.strerror or exc})"
+        ) from None
 
 
 def _profile_table(wall: float) -> object:

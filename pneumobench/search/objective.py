@@ -8,6 +8,7 @@ What is logged lives in :class:`pneumobench.tracking.writer.TrialRun`; what is k
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -16,7 +17,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
-from pneumobench import interrupts
+from pneumobench import interrupts, profile
 from pneumobench.config import AugmentConfig, ProtocolConfig, TrackingConfig
 from pneumobench.config.plan import ModelPlan
 from pneumobench.data import PreparedData
@@ -87,17 +88,7 @@ def objective(trial: optuna.Trial, setup: TrialSetup, admission: Admission) -> f
         system_metrics_interval=setup.tracking.system_metrics_interval,
     ) as run:
         trial.set_user_attr(S.TRIAL_RUN_ATTR, run.run_id)
-
-        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            interrupts.check()
-            run.log_epoch(epoch, metrics)
-            setup.progress.epoch(
-                plan.label, trial.number, epoch, protocol.max_epochs, metrics, plan.objective
-            )
-            trial.report(metrics[plan.objective], epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after epoch {epoch}")
-
+        on_epoch = _epoch_callback(trial, run, setup, protocol)
         try:
             result = fit(
                 model,
@@ -125,6 +116,26 @@ def objective(trial: optuna.Trial, setup: TrialSetup, admission: Admission) -> f
             run.fail_reason(reason)
             raise
         return result.best_score
+
+
+def _epoch_callback(
+    trial: optuna.Trial, run: TrialRun, setup: TrialSetup, protocol: ProtocolConfig
+) -> Callable[[int, dict[str, float]], None]:
+    """After each epoch: stop on Ctrl-C, log, show, report to Optuna, prune."""
+    plan = setup.plan
+
+    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        interrupts.check()
+        with profile.stage("logging and registry"):
+            run.log_epoch(epoch, metrics)
+        setup.progress.epoch(
+            plan.label, trial.number, epoch, protocol.max_epochs, metrics, plan.objective
+        )
+        trial.report(metrics[plan.objective], epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+
+    return on_epoch
 
 
 def failure_reason(exc: Exception, protocol: ProtocolConfig) -> str:

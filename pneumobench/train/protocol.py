@@ -26,7 +26,7 @@ import torch
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
-from pneumobench import interrupts
+from pneumobench import interrupts, profile
 from pneumobench.config import AugmentConfig, ProtocolConfig
 from pneumobench.data import PreparedData
 from pneumobench.data.batches import BatchFeeder
@@ -91,8 +91,27 @@ def fit(
 
     ``on_epoch(epoch, metrics)`` sees every epoch's metrics and may raise to stop (pruning);
     ``on_batch(images_done, images_total)`` follows the running epoch (progress).
-    Raises :class:`DivergedError` when the training loss stops being finite.
+    Raises :class:`DivergedError` when the training loss stops being finite. Its time is the
+    run profile's ``training`` (what ``on_epoch`` does is subtracted where it names a stage).
     """
+    with profile.stage(profile.TRAINING):
+        return _fit(
+            model, data, protocol, augment, objective, direction, device, seed, on_epoch, on_batch
+        )
+
+
+def _fit(
+    model: nn.Module,
+    data: PreparedData,
+    protocol: ProtocolConfig,
+    augment: AugmentConfig,
+    objective: str,
+    direction: str,
+    device: torch.device,
+    seed: int,
+    on_epoch: EpochCallback | None,
+    on_batch: BatchCallback | None,
+) -> FitResult:
     t = _Training.start(model, data, protocol, augment, device, seed)
     best: FitResult | None = None
     history: list[dict[str, float]] = []
