@@ -14,6 +14,7 @@ cut short by the next one.
 from __future__ import annotations
 
 import signal
+import sys
 
 _requested = False
 
@@ -27,11 +28,26 @@ def _handler(signum: int, frame: object) -> None:
 
 
 def install() -> None:
-    """SIGINT and SIGTERM (a pre-empted job) both stop like Ctrl-C: runs closed, trials kept."""
+    """SIGINT and SIGTERM (a pre-empted job) both stop like Ctrl-C: runs closed, trials kept.
+
+    A KeyboardInterrupt that Python drops inside a finalizer is not printed as "Exception
+    ignored ... Traceback" either: the flag has it, and ``check`` raises it again."""
     global _requested
     _requested = False
     signal.signal(signal.SIGINT, _handler)
     signal.signal(signal.SIGTERM, _handler)
+    if sys.unraisablehook is not _quiet_dropped_interrupt:
+        _default_hook[0] = sys.unraisablehook
+        sys.unraisablehook = _quiet_dropped_interrupt
+
+
+_default_hook = [sys.__unraisablehook__]
+
+
+def _quiet_dropped_interrupt(unraisable: sys.UnraisableHookArgs) -> None:
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _requested:
+        return
+    _default_hook[0](unraisable)
 
 
 def requested() -> bool:

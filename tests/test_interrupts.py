@@ -52,3 +52,35 @@ def test_a_burst_of_sigterm_stops_the_run_cleanly_and_promptly(
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert runs and not [r for r in runs if r.info.status == "RUNNING"]
+
+
+def test_an_interrupt_dropped_in_a_finalizer_is_not_printed_but_kept(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import gc
+    import signal as sig
+    import sys
+
+    from pneumobench import interrupts
+
+    previous = sig.getsignal(sig.SIGINT), sig.getsignal(sig.SIGTERM), sys.unraisablehook
+    seen: list[object] = []
+    try:
+        sys.unraisablehook = seen.append  # whatever would have printed the traceback
+        interrupts.install()
+
+        class Finalized:
+            def __del__(self) -> None:
+                interrupts._handler(sig.SIGINT, None)  # the signal lands inside a finalizer
+
+        Finalized()
+        gc.collect()
+        assert not seen and "Traceback" not in capsys.readouterr().err
+        assert interrupts.requested()
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check()
+    finally:
+        sig.signal(sig.SIGINT, previous[0])
+        sig.signal(sig.SIGTERM, previous[1])
+        sys.unraisablehook = previous[2]
+        interrupts._requested = False
